@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/parley-edu/parley/schemes"
+)
+
+func joinCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "server", Value: "127.0.0.1:5050", Usage: "the room's address"},
+		&cli.StringFlag{Name: "name", Usage: "your name in the room (1-32 letters, digits, _ - .)"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "time allowed to connect, handshake and join"},
+	}
+	return &cli.Command{
+		Name:  "join",
+		Usage: "join a chat room",
+		Description: "On a terminal, type lines to chat; /help lists the commands and /quit leaves.\n" +
+			"With stdin piped, every line is sent, then /quit at the end:\n" +
+			"  echo hello | parley join --name alice",
+		Flags:  append(flags, schemeFlags(false)...),
+		Action: joinAction,
+	}
+}
+
+// joinSession is one member's connection, as the join command sees it.
+type joinSession struct {
+	c        *cli.Context
+	addr     string
+	conn     schemes.Conn
+	out      io.Writer // server lines go here, one write per line
+	greeting string
+}
+
+func joinAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return misuse(fmt.Sprintf("join takes no arguments, got %q", c.Args().Slice()), "give the name with --name NAME")
+	}
+	addr := c.String("server")
+	if err := checkAddr("server", addr); err != nil {
+		return err
+	}
+	if c.Duration("timeout") <= 0 {
+		return misuse("--timeout must be positive, e.g. 10s")
+	}
+	interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) && c.App.Writer == os.Stdout
+	name := c.String("name")
+	if name == "" && !interactive {
+		return misuse("join needs --name when stdin is not a terminal", "add --name NAME")
+	}
+	sch, err := schemeFromFlags(c, false, addr)
+	if err != nil {
+		return err
+	}
+	if p := sch.Properties(); p.Insecure {
+		fmt.Fprintf(c.App.ErrWriter, "parley: warning: %s\n", p.Warning)
+	}
+	s := &joinSession{c: c, addr: addr, out: c.App.Writer}
+	if err := s.connect(sch); err != nil {
+		return err
+	}
+	defer s.conn.Close()
+	if interactive {
+		return s.interactive(name)
+	}
+	return s.piped(name, os.Stdin)
+}
+
+// connect dials, runs the scheme's handshake and reads the greeting.
+func (s *joinSession) connect(sch schemes.Scheme) error {
+	timeout := s.c.Duration("timeout")
+	nc, err := net.DialTimeout("tcp", s.addr, timeout)
+	if err != nil {
+		return dialError(s.addr, err)
+	}
+	nc.SetDeadline(time.Now().Add(timeout))
+	conn, err := sch.Client(nc)
+	if err != nil {
+		nc.Close()
+		return handshakeError(s.addr, sch.Name(), err)
+	}
+	s.conn = conn
+	// The greeting: "* parley room NAME (scheme S)", perhaps a warning,
+	// and the request for a name.
+	var greeting []string
+	for {
+		line, err := conn.ReadMessage()
+		if err != nil {
+			conn.Close()
+			if len(greeting) == 0 {
+				return fail(fmt.Errorf("the server at %s closed the connection without a greeting: %w", s.addr, err),
+					"it may not be a parley room, or it may use another scheme: check --server and --scheme")
+			}
+			return fail(fmt.Errorf("the server at %s closed the connection during the greeting: %w", s.addr, err))
+		}
+		text := string(line)
+		if len(greeting) == 0 && !strings.HasPrefix(text, "* parley room ") {
+			conn.Close()
+			return fail(fmt.Errorf("the server at %s is not a parley room (it said %q)", s.addr, preview(text)),
+				"check --server and --scheme")
+		}
+		greeting = append(greeting, text)
+		if strings.HasPrefix(text, "! ") {
+			conn.Close()
+			return fail(fmt.Errorf("the room refused us: %s", strings.TrimPrefix(text, "! ")))
+		}
+		if strings.HasPrefix(text, "* choose a name") {
+			break
+		}
+	}
+	for _, g := range greeting {
+		s.println(g)
+	}
+	return nil
+}
+
+// sendName sends name and reads the room's answer. It returns the error
+// line when the name was refused.
+func (s *joinSession) sendName(name string) (refused string, err error) {
+	if err := s.conn.WriteLines([]byte(name + "\n")); err != nil {
+		return "", fail(fmt.Errorf("connection to %s lost while joining: %w", s.addr, err))
+	}
+	for {
+		line, err := s.conn.ReadMessage()
+		if err != nil {
+			return "", fail(fmt.Errorf("the server at %s closed the connection while we joined: %w", s.addr, err))
+		}
+		text := string(line)
+		s.println(text)
+		switch {
+		case strings.HasPrefix(text, "* welcome, "):
+			s.conn.SetReadDeadline(time.Time{})
+			s.conn.SetWriteDeadline(time.Time{})
+			return "", nil
+		case strings.HasPrefix(text, "! "):
+			return strings.TrimPrefix(text, "! "), nil
+		}
+	}
+}
+
+// piped sends every line of in, then /quit, and prints what the room sends
+// until it says goodbye.
+func (s *joinSession) piped(name string, in io.Reader) error {
+	refused, err := s.sendName(name)
+	if err != nil {
+		return err
+	}
+	if refused != "" {
+		return fail(fmt.Errorf("the room refused the name %q: %s", name, refused), "choose another --name")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.receive(nil) }()
+
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 4096), s.c.Int("max-line")+1)
+	for sc.Scan() {
+		if err := s.conn.WriteLines(append(sc.Bytes(), '\n')); err != nil {
+			break // the receiver reports why
+		}
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(s.c.App.ErrWriter, "parley: warning: stopped reading stdin: %v\n", err)
+	}
+	s.conn.WriteLines([]byte("/quit\n"))
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(s.c.Duration("timeout")):
+		return fail(fmt.Errorf("the room did not say goodbye within %s", s.c.Duration("timeout")))
+	}
+}
+
+// receive prints server lines until the connection ends. It returns nil
+// when the room said goodbye, and an error saying why otherwise. print, if
+// not nil, replaces s.println.
+func (s *joinSession) receive(print func(string)) error {
+	if print == nil {
+		print = s.println
+	}
+	var last string
+	for {
+		line, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, schemes.ErrMessageTooLong) {
+				print("! (parley: a line from the server was too long and was skipped)")
+				continue
+			}
+			if strings.HasPrefix(last, "* bye, ") {
+				return nil
+			}
+			if last == "* server shutting down" {
+				return fail(errors.New("the room shut down"))
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fail(fmt.Errorf("the server at %s closed the connection", s.addr))
+			}
+			return fail(fmt.Errorf("connection to %s lost: %w", s.addr, err))
+		}
+		last = string(line)
+		print(last)
+	}
+}
+
+func (s *joinSession) println(line string) {
+	var b bytes.Buffer
+	b.Grow(len(line) + 1)
+	writeTerminalSafe(&b, line)
+	b.WriteByte('\n')
+	s.out.Write(b.Bytes())
+}
+
+// interactive runs the terminal client: incoming lines are printed above
+// the input line, which is redrawn with what the user has typed so far.
+func (s *joinSession) interactive(name string) error {
+	fd := int(os.Stdin.Fd())
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return fail(fmt.Errorf("cannot put the terminal in raw mode: %w", err))
+	}
+	defer term.Restore(fd, state)
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{os.Stdin, os.Stdout}, "")
+	if w, h, err := term.GetSize(fd); err == nil {
+		t.SetSize(w, h)
+	}
+	s.out = t
+
+	for {
+		if name == "" {
+			t.SetPrompt("name> ")
+			line, err := t.ReadLine()
+			if err != nil {
+				return nil
+			}
+			name = strings.TrimSpace(line)
+			continue
+		}
+		refused, err := s.sendName(name)
+		if err != nil {
+			return err
+		}
+		if refused == "" {
+			break
+		}
+		name = ""
+	}
+	t.SetPrompt(name + "> ")
+	done := make(chan error, 1)
+	go func() { done <- s.receive(nil) }()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for {
+			line, err := t.ReadLine()
+			if err != nil {
+				return
+			}
+			lines <- line
+		}
+	}()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case line, ok := <-lines:
+			if !ok {
+				s.conn.WriteLines([]byte("/quit\n"))
+				select {
+				case err := <-done:
+					return err
+				case <-time.After(s.c.Duration("timeout")):
+					return nil
+				}
+			}
+			if strings.HasPrefix(line, "/nick ") {
+				t.SetPrompt(strings.TrimSpace(strings.TrimPrefix(line, "/nick ")) + "> ")
+			}
+			if err := s.conn.WriteLines([]byte(strings.ReplaceAll(line, "\n", " ") + "\n")); err != nil {
+				return <-done
+			}
+		}
+	}
+}
+
+// writeTerminalSafe writes s with control characters made visible, so that
+// a hostile server cannot drive our terminal.
+func writeTerminalSafe(b *bytes.Buffer, s string) {
+	for _, r := range s {
+		switch {
+		case r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20:
+			b.WriteByte('^')
+			b.WriteByte(byte(r) + '@')
+		case r == 0x7f:
+			b.WriteString("^?")
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(b, "<U+%04X>", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+}
+
+func preview(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
+}
+
+// dialError explains a failed connection in one sentence.
+func dialError(addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fail(fmt.Errorf("nothing is listening on %s (connection refused)", addr),
+			"start a room with 'parley serve', or check --server")
+	case errors.Is(err, syscall.ECONNRESET):
+		return fail(fmt.Errorf("%s reset the connection", addr))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fail(fmt.Errorf("no answer from %s: %w", addr, err), "check --server and that the room is reachable")
+	}
+	return fail(fmt.Errorf("cannot connect to %s: %w", addr, err), "check --server")
+}
+
+// handshakeError explains a failed scheme handshake.
+func handshakeError(addr, scheme string, err error) error {
+	var mm *schemes.MismatchError
+	if errors.As(err, &mm) {
+		return fail(fmt.Errorf("the server at %s does not speak %s: %w", addr, scheme, err),
+			"use the room's scheme with --scheme")
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) {
+		return fail(fmt.Errorf("the server at %s closed the connection during the %s handshake: %w", addr, scheme, err),
+			"it may not be a parley room, or it may use another scheme: check --server and --scheme")
+	}
+	return fail(fmt.Errorf("%s handshake with %s failed: %w", scheme, addr, err))
+}

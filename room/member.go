@@ -1,0 +1,483 @@
+package room
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parley-edu/parley/schemes"
+)
+
+var errNameTaken = errors.New("room: name taken")
+
+// A member is one joined connection. Its read loop (the goroutine that runs
+// Room.run) owns scratch and the token bucket; its write loop owns spare.
+type member struct {
+	room *Room
+	conn schemes.Conn
+
+	name string // guarded by room.mu; read with nameNow
+
+	mu      sync.Mutex
+	out     []byte      // lines waiting for the write loop; guarded by mu
+	closing bool        // no more lines are queued; guarded by mu
+	flush   bool        // write loop flushes out, then closes; guarded by mu
+	reason  CloseReason // first reason given; guarded by mu
+
+	wake       chan struct{} // capacity 1: "out has data or closing changed"
+	writerDone chan struct{}
+	spare      []byte
+
+	scratch bytes.Buffer
+	bucket  tokenBucket
+	warned  bool // told "slow down" once
+}
+
+func newMember(r *Room, c schemes.Conn) *member {
+	m := &member{
+		room:       r,
+		conn:       c,
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	if r.cfg.Rate > 0 {
+		m.bucket = newTokenBucket(r.cfg.Rate, r.cfg.Burst)
+	}
+	return m
+}
+
+func (m *member) nameLocked() string       { return m.name }
+func (m *member) setNameLocked(name string) { m.name = name }
+
+func (m *member) nameNow() string {
+	m.room.mu.Lock()
+	defer m.room.mu.Unlock()
+	return m.name
+}
+
+func (m *member) signal() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue appends line to the member's outbound queue. A member whose queue
+// would exceed the room's bound is closed as too slow.
+func (m *member) enqueue(line []byte) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return
+	}
+	if len(m.out)+len(line) > m.room.cfg.MaxQueue {
+		m.mu.Unlock()
+		m.kill(ReasonTooSlow)
+		return
+	}
+	wasEmpty := len(m.out) == 0
+	m.out = append(m.out, line...)
+	m.mu.Unlock()
+	if wasEmpty {
+		m.signal()
+	}
+}
+
+// finish stops queueing, lets the write loop flush what is queued, and then
+// closes the connection.
+func (m *member) finish(reason CloseReason) {
+	m.mu.Lock()
+	if !m.closing {
+		m.closing, m.flush, m.reason = true, true, reason
+	}
+	m.mu.Unlock()
+	m.signal()
+}
+
+// kill closes the connection at once, dropping what is queued.
+func (m *member) kill(reason CloseReason) {
+	m.mu.Lock()
+	first := !m.closing || m.flush
+	if !m.closing {
+		m.reason = reason
+	}
+	m.closing, m.flush = true, false
+	m.mu.Unlock()
+	if first {
+		m.conn.Close()
+	}
+	m.signal()
+}
+
+func (m *member) closeReason() CloseReason {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reason
+}
+
+// writeLoop sends queued lines, one write per wake-up, until the member is
+// closed.
+func (m *member) writeLoop() {
+	defer close(m.writerDone)
+	for range m.wake {
+		m.mu.Lock()
+		buf := m.out
+		m.out = m.spare[:0]
+		closing, flush := m.closing, m.flush
+		m.mu.Unlock()
+
+		if len(buf) > 0 && (!closing || flush) {
+			m.conn.SetWriteDeadline(time.Now().Add(m.room.cfg.WriteTimeout))
+			if err := m.conn.WriteLines(buf); err != nil {
+				reason := ReasonDisconnected
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					reason = ReasonTooSlow
+				}
+				m.kill(reason)
+				return
+			}
+		}
+		// Keep a buffer for next time unless a burst made it large.
+		if cap(buf) <= 64<<10 {
+			m.spare = buf[:0]
+		} else {
+			m.spare = nil
+		}
+		if closing {
+			m.mu.Lock()
+			more := m.flush && len(m.out) > 0
+			m.mu.Unlock()
+			if more {
+				m.signal()
+				continue
+			}
+			m.conn.Close()
+			return
+		}
+	}
+}
+
+// readName reads name lines until one is valid and free. It returns the
+// name the member joined under.
+func (m *member) readName() (string, error) {
+	identity := m.conn.Peer().Identity
+	for {
+		line, err := m.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, schemes.ErrMessageTooLong) {
+				m.conn.WriteLines(errorLine("that name is far too long; a name has 1-32 characters"))
+				continue
+			}
+			return "", err
+		}
+		name := strings.TrimSpace(string(line))
+		if identity != "" {
+			// mtls: the certificate decides the name.
+			if !strings.EqualFold(name, identity) {
+				m.conn.WriteLines(noticeLine(fmt.Sprintf("your certificate names you %s; joining as %s", identity, identity)))
+			}
+			name = identity
+		}
+		if msg := checkName(name); msg != "" {
+			m.conn.WriteLines(errorLine(msg + "; try another name"))
+			continue
+		}
+		switch err := m.room.join(m, name); {
+		case errors.Is(err, errNameTaken):
+			if identity != "" {
+				m.conn.WriteLines(errorLine(fmt.Sprintf("%s is already in the room with this certificate's name", name)))
+				return "", err
+			}
+			m.conn.WriteLines(errorLine(fmt.Sprintf("the name %s is taken; try another name", name)))
+			continue
+		case err != nil:
+			m.conn.WriteLines(noticeLine("server shutting down"))
+			return "", err
+		}
+		return name, nil
+	}
+}
+
+// checkName returns why name is not acceptable, or "".
+func checkName(name string) string {
+	if name == "" {
+		return "a name cannot be empty"
+	}
+	if len(name) > 32 {
+		return fmt.Sprintf("a name has at most 32 characters, not %d", utf8.RuneCountInString(name))
+	}
+	for _, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			return fmt.Sprintf("a name may only use letters, digits, _ - and ., not %q", c)
+		}
+	}
+	return ""
+}
+
+// readLoop reads the member's lines until it quits or its connection ends,
+// and returns why it left.
+func (m *member) readLoop() CloseReason {
+	for {
+		line, err := m.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, schemes.ErrMessageTooLong) {
+				m.enqueue(errorLine(fmt.Sprintf("line too long (limit %d bytes); dropped", m.room.cfg.MaxLine)))
+				continue
+			}
+			if r := m.closeReason(); r != 0 {
+				return r
+			}
+			reason := ReasonDisconnected
+			if !isDisconnect(err) {
+				reason = ReasonProtocolError
+				m.room.log.Info("connection error", "name", m.nameNow(), "err", err)
+			}
+			m.kill(reason)
+			return reason
+		}
+		m.pace()
+		if quit := m.handle(line); quit {
+			m.enqueue(noticeLine("bye, " + m.nameNow()))
+			m.finish(ReasonQuit)
+			return ReasonQuit
+		}
+	}
+}
+
+// isDisconnect tells an ordinary end of connection from a protocol failure.
+func isDisconnect(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne *net.OpError
+	return errors.As(err, &ne)
+}
+
+// pace takes a token for one line, waiting when the bucket is empty: a
+// flooding member is read more slowly, and TCP pushes back on it.
+func (m *member) pace() {
+	if m.room.cfg.Rate <= 0 {
+		return
+	}
+	wait := m.bucket.take(time.Now())
+	if wait <= 0 {
+		return
+	}
+	if !m.warned {
+		m.warned = true
+		m.enqueue(errorLine("slow down: you are sending faster than the room's rate limit; your lines are being delayed"))
+	}
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+	case <-m.room.done:
+		t.Stop()
+	}
+}
+
+// handle processes one line from the member and reports whether it quits.
+func (m *member) handle(line []byte) (quit bool) {
+	if len(line) > m.room.cfg.MaxLine {
+		m.enqueue(errorLine(fmt.Sprintf("line too long (limit %d bytes); dropped", m.room.cfg.MaxLine)))
+		return false
+	}
+	if !utf8.Valid(line) {
+		m.enqueue(errorLine("line is not valid UTF-8; dropped"))
+		return false
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return false
+	}
+	if line[0] == '/' || line[0] == '.' {
+		if quit, ok := m.command(string(line)); ok {
+			return quit
+		}
+	}
+	m.scratch.Reset()
+	m.scratch.WriteString(m.nameNow())
+	m.scratch.WriteString(": ")
+	appendSanitized(&m.scratch, line)
+	m.scratch.WriteByte('\n')
+	m.room.broadcast(m, m.scratch.Bytes())
+	return false
+}
+
+// command runs a command line. ok is false when line is ordinary chat that
+// merely starts with a dot.
+func (m *member) command(line string) (quit, ok bool) {
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	arg = strings.TrimSpace(arg)
+	r := m.room
+	switch strings.ToLower(cmd) {
+	case "/quit", ".quit", ".exit":
+		return true, true
+	case "/list", ".list":
+		names := r.Members()
+		m.enqueue(noticeLine(fmt.Sprintf("%d in %s: %s", len(names), r.cfg.Name, strings.Join(names, ", "))))
+	case "/help":
+		for _, h := range helpText {
+			m.enqueue(noticeLine(h))
+		}
+	case "/whoami":
+		m.enqueue(noticeLine(m.whoami()))
+	case "/nick":
+		m.nick(arg)
+	case "/msg":
+		m.private(arg)
+	default:
+		if cmd[0] == '.' {
+			return false, false
+		}
+		m.enqueue(errorLine(fmt.Sprintf("unknown command %s; type /help for the list", sanitizeString(cmd))))
+	}
+	return false, true
+}
+
+var helpText = []string{
+	"commands:",
+	"  /list (or .list)       who is in the room",
+	"  /msg NAME TEXT         a private message to NAME",
+	"  /nick NEW              change your name",
+	"  /whoami                your name, the scheme and your verified identity",
+	"  /quit (.exit, .quit)   leave the room",
+	"  /help                  this list",
+}
+
+func (m *member) whoami() string {
+	p := m.conn.Peer()
+	s := fmt.Sprintf("you are %s in %s, scheme %s", m.nameNow(), m.room.cfg.Name, m.room.props.Name)
+	if p.Detail != "" {
+		s += " (" + p.Detail + ")"
+	}
+	if p.Identity != "" {
+		return s + "; identity verified by client certificate: " + p.Identity
+	}
+	return s + "; identity not verified: names in this room are self-asserted"
+}
+
+func (m *member) nick(name string) {
+	if m.conn.Peer().Identity != "" {
+		m.enqueue(errorLine("your name is bound to your client certificate; /nick is not available on " + m.room.props.Name))
+		return
+	}
+	if msg := checkName(name); msg != "" {
+		m.enqueue(errorLine(msg))
+		return
+	}
+	old, ok := m.room.rename(m, name)
+	if !ok {
+		m.enqueue(errorLine(fmt.Sprintf("the name %s is taken", name)))
+		return
+	}
+	if old == name {
+		return
+	}
+	line := noticeLine(fmt.Sprintf("%s is now known as %s", old, name))
+	m.enqueue(line)
+	m.room.broadcast(m, line)
+}
+
+func (m *member) private(arg string) {
+	to, text, _ := strings.Cut(arg, " ")
+	text = strings.TrimSpace(text)
+	if to == "" || text == "" {
+		m.enqueue(errorLine("usage: /msg NAME TEXT"))
+		return
+	}
+	target := m.room.lookup(to)
+	if target == nil {
+		m.enqueue(errorLine(fmt.Sprintf("nobody called %s is here; /list shows who is", sanitizeString(to))))
+		return
+	}
+	var b bytes.Buffer
+	b.WriteString(m.nameNow())
+	b.WriteString(" (private): ")
+	appendSanitized(&b, []byte(text))
+	b.WriteByte('\n')
+	target.enqueue(b.Bytes())
+	b.Reset()
+	b.WriteString("* (to " + target.nameNow() + "): ")
+	appendSanitized(&b, []byte(text))
+	b.WriteByte('\n')
+	m.enqueue(b.Bytes())
+}
+
+// appendSanitized writes s to b with terminal control characters made
+// visible (ESC becomes "^["), so that no member can drive another member's
+// terminal with escape sequences. s must be valid UTF-8.
+func appendSanitized(b *bytes.Buffer, s []byte) {
+	if clean(s) {
+		b.Write(s)
+		return
+	}
+	for _, r := range string(s) {
+		switch {
+		case r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20:
+			b.WriteByte('^')
+			b.WriteByte(byte(r) + '@')
+		case r == 0x7f:
+			b.WriteString("^?")
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(b, "<U+%04X>", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+}
+
+// clean reports whether s has no control characters, without allocating.
+func clean(s []byte) bool {
+	for i, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+		// C1 controls U+0080-U+009F are encoded as 0xC2 0x80-0x9F.
+		if c == 0xc2 && i+1 < len(s) && s[i+1] < 0xa0 {
+			return false
+		}
+	}
+	return true
+}
+
+func sanitizeString(s string) string {
+	var b bytes.Buffer
+	appendSanitized(&b, []byte(s))
+	return b.String()
+}
+
+// tokenBucket is a token bucket of capacity burst refilled at rate tokens
+// per second. It is owned by one goroutine.
+type tokenBucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate float64, burst int) tokenBucket {
+	return tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// take removes one token and returns how long to wait before the line it
+// pays for may be processed.
+func (tb *tokenBucket) take(now time.Time) time.Duration {
+	if !tb.last.IsZero() {
+		tb.tokens = min(tb.burst, tb.tokens+now.Sub(tb.last).Seconds()*tb.rate)
+	}
+	tb.last = now
+	tb.tokens--
+	if tb.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-tb.tokens / tb.rate * float64(time.Second))
+}
