@@ -190,7 +190,7 @@ func (s *aesScheme) newConn(c net.Conn, out, in DirectionKeys, server bool) (*re
 	}
 	return &recordConn{
 		Conn:   c,
-		in:     inHalf{opener: *op, r: c, maxBody: maxRecordBody(s.max, s.mac)},
+		in:     inHalf{opener: *op, r: c, maxBody: maxRecordBody(max(s.max, len(confirmMessage)), s.mac)},
 		out:    outHalf{sealer: *se},
 		scheme: s.name,
 		mac:    s.mac,
