@@ -166,7 +166,9 @@ func TestAESCBCHMACRejects(t *testing.T) {
 		{"record dropped", func(rc, _ *rawClient) [][]byte { return [][]byte{rc.seal(1, "first"), rc.seal(3, "third")} }, []string{"first"}},
 		{"truncated by one byte", func(rc, _ *rawClient) [][]byte { return [][]byte{truncate(rc.seal(1, "hello"), 1)} }, nil},
 		{"truncated by one block", func(rc, _ *rawClient) [][]byte { return [][]byte{truncate(rc.seal(1, "hello, room, 17 b"), 16)} }, nil},
-		{"tag stripped", func(rc, _ *rawClient) [][]byte { return [][]byte{truncate(rc.seal(1, "hello, room, 17 b"), RecordTagLen)} }, nil},
+		{"tag stripped", func(rc, _ *rawClient) [][]byte {
+			return [][]byte{truncate(rc.seal(1, "hello, room, 17 b"), RecordTagLen)}
+		}, nil},
 		{"record from another connection", func(rc, other *rawClient) [][]byte { return [][]byte{other.seal(1, "hello")} }, nil},
 	}
 	for _, tt := range tests {
