@@ -144,16 +144,19 @@ func (m *member) writeLoop() {
 				return
 			}
 		}
-		// Keep a buffer for next time unless a burst made it large.
-		if cap(buf) <= 64<<10 {
-			m.spare = buf[:0]
-		} else {
+		m.mu.Lock()
+		idle := len(m.out) == 0
+		more := closing && m.flush && len(m.out) > 0
+		m.mu.Unlock()
+		// Under load, reuse the buffer (one allocation per burst, not per
+		// line); once the queue is idle, let it go: thousands of idle
+		// members must not each hold the memory of their busiest moment.
+		if idle && cap(buf) > 512 || cap(buf) > 64<<10 {
 			m.spare = nil
+		} else {
+			m.spare = buf[:0]
 		}
 		if closing {
-			m.mu.Lock()
-			more := m.flush && len(m.out) > 0
-			m.mu.Unlock()
 			if more {
 				m.signal()
 				continue

@@ -19,7 +19,7 @@ type lineReader struct {
 	err        error
 }
 
-const initialLineBuffer = 2048
+const initialLineBuffer = 1024
 
 func newLineReader(r io.Reader, max int) *lineReader {
 	return &lineReader{r: r, max: max}

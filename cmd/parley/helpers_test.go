@@ -93,7 +93,7 @@ func runParleyEnv(t *testing.T, stdin string, env []string, args ...string) resu
 
 // testEnv is the environment for child processes: PARLEY_HOME points at a
 // per-test directory unless the test sets its own.
-func testEnv(t *testing.T) []string {
+func testEnv(t testing.TB) []string {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -104,10 +104,10 @@ func testEnv(t *testing.T) []string {
 	return append(env, "PARLEY_HOME="+testHome(t))
 }
 
-var homes sync.Map // *testing.T -> string
+var homes sync.Map // testing.TB -> string
 
 // testHome is a parley home directory private to t.
-func testHome(t *testing.T) string {
+func testHome(t testing.TB) string {
 	if h, ok := homes.Load(t); ok {
 		return h.(string)
 	}
@@ -119,7 +119,7 @@ func testHome(t *testing.T) string {
 
 // proc is a running parley process whose output is collected.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	stdout bytes.Buffer
@@ -131,12 +131,12 @@ type proc struct {
 
 // startParley starts the binary in the background. The process is killed
 // when the test ends, if it still runs.
-func startParley(t *testing.T, args ...string) *proc {
+func startParley(t testing.TB, args ...string) *proc {
 	t.Helper()
 	return startParleyEnv(t, nil, args...)
 }
 
-func startParleyEnv(t *testing.T, env []string, args ...string) *proc {
+func startParleyEnv(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(parleyBin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(testEnv(t), env...)
@@ -181,7 +181,7 @@ func (p *proc) Stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdo
 func (p *proc) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
 
 // waitFor polls until cond holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -223,7 +223,7 @@ func (p *proc) wait(timeout time.Duration) int {
 
 // startServe starts 'parley serve' on a free loopback port with extra args
 // and returns the process and the address it listens on.
-func startServe(t *testing.T, args ...string) (*proc, string) {
+func startServe(t testing.TB, args ...string) (*proc, string) {
 	t.Helper()
 	p := startParley(t, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	var addr string
