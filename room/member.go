@@ -53,7 +53,7 @@ func newMember(r *Room, c schemes.Conn) *member {
 	return m
 }
 
-func (m *member) nameLocked() string       { return m.name }
+func (m *member) nameLocked() string        { return m.name }
 func (m *member) setNameLocked(name string) { m.name = name }
 
 func (m *member) nameNow() string {

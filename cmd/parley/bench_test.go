@@ -91,4 +91,3 @@ func rssKiB(b testing.TB, pid int) int {
 	b.Fatal("no VmRSS in /proc status")
 	return 0
 }
-
