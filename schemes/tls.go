@@ -88,8 +88,14 @@ func newTLSScheme(name string, cfg Config) (*tlsScheme, error) {
 		// man-in-the-middle's. Only the flag of the same name sets it.
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
 	}
-	if mutual {
-		s.client.Certificates = cfg.Certificates
+	if mutual && len(cfg.Certificates) > 0 {
+		// crypto/tls would withhold a certificate whose issuer is not among
+		// the CAs the server names (RFC 8446 §4.2.4), and the server would
+		// then report a missing certificate. Sending it anyway lets the
+		// server say what is wrong with it: the lesson of the rogue-ca and
+		// self-signed labs.
+		own := cfg.Certificates[0]
+		s.client.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &own, nil }
 	}
 	return s, nil
 }
