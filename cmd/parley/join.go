@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -163,14 +164,35 @@ func (s *joinSession) piped(name string, in io.Reader) error {
 	done := make(chan error, 1)
 	go func() { done <- s.receive(nil) }()
 
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 4096), s.c.Int("max-line")+1)
-	for sc.Scan() {
-		if err := s.conn.WriteLines(append(sc.Bytes(), '\n')); err != nil {
-			break // the receiver reports why
+	// Stdin is read in its own goroutine so that the room closing the
+	// connection ends join at once. That goroutine may stay blocked in a
+	// read of stdin; it ends with the process.
+	lines := make(chan []byte)
+	stdinErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 4096), s.c.Int("max-line")+1)
+		for sc.Scan() {
+			lines <- append(slices.Clone(sc.Bytes()), '\n')
 		}
+		stdinErr <- sc.Err()
+		close(lines)
+	}()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case line, ok := <-lines:
+			if ok {
+				if err := s.conn.WriteLines(line); err != nil {
+					return <-done // the receiver says why
+				}
+				continue
+			}
+		}
+		break
 	}
-	if err := sc.Err(); err != nil {
+	if err := <-stdinErr; err != nil {
 		fmt.Fprintf(s.c.App.ErrWriter, "parley: warning: stopped reading stdin: %v\n", err)
 	}
 	s.conn.WriteLines([]byte("/quit\n"))
