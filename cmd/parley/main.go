@@ -38,6 +38,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		serveCommand(),
 		joinCommand(),
+		schemesCommand(), keysCommand(),
 		versionCommand(),
 		completionCommand(),
 	}
