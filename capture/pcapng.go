@@ -3,7 +3,6 @@ package capture
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -248,6 +247,3 @@ func writeCaptureFile(path string, linkType layers.LinkType, ifName string, keyL
 	}
 	return nil
 }
-
-// ErrNoPackets reports a capture that stopped before any packet was seen.
-var ErrNoPackets = errors.New("capture: no packets captured")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
@@ -37,10 +38,24 @@ type ReadOptions struct {
 
 // Errors of Read for files it cannot read; check them with errors.Is.
 var (
-	ErrNotCapture = pcapfile.ErrNotCapture
-	ErrTruncated  = pcapfile.ErrTruncated
-	ErrCorrupt    = pcapfile.ErrCorrupt
+	ErrNotCapture = errors.New("capture: not a pcap or pcapng file")
+	ErrTruncated  = errors.New("capture: the capture file is truncated")
+	ErrCorrupt    = errors.New("capture: the capture file is corrupted")
 )
+
+// fileError maps an error of package pcapfile to ours, keeping its detail.
+func fileError(err error) error {
+	for _, m := range []struct{ from, to error }{
+		{pcapfile.ErrNotCapture, ErrNotCapture},
+		{pcapfile.ErrTruncated, ErrTruncated},
+		{pcapfile.ErrCorrupt, ErrCorrupt},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w%s", m.to, strings.TrimPrefix(err.Error(), m.from.Error()))
+		}
+	}
+	return fmt.Errorf("capture: failed to read the capture: %w", err)
+}
 
 // ReadFile reads the pcap or pcapng file at path and returns every event.
 // For a truncated file it returns the events read before the damage along
@@ -56,9 +71,6 @@ func ReadFile(path string, opts ReadOptions) ([]Event, error) {
 		evs = append(evs, e)
 		return nil
 	})
-	if err != nil {
-		err = fmt.Errorf("%w (file %s)", err, path)
-	}
 	return evs, err
 }
 
@@ -73,14 +85,14 @@ func Read(r io.Reader, opts ReadOptions, emit func(Event) error) error {
 	rd := newReader(opts, emit)
 	pr, err := pcapfile.NewReader(r, rd.onSecrets)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return fileError(err)
 	}
 	var readErr error
 	for rd.err == nil {
 		p, err := pr.Next()
 		if err != nil {
 			if err != io.EOF {
-				readErr = fmt.Errorf("capture: %w", err)
+				readErr = fileError(err)
 			}
 			break
 		}
@@ -92,12 +104,6 @@ func Read(r io.Reader, opts ReadOptions, emit func(Event) error) error {
 	rd.asm.FlushAll()
 	if rd.err != nil {
 		return rd.err
-	}
-	if readErr != nil {
-		rd.note(readErr.Error())
-		if rd.err != nil {
-			return rd.err
-		}
 	}
 	return readErr
 }
@@ -161,11 +167,6 @@ func (rd *reader) send(e Event) {
 		return
 	}
 	rd.err = rd.emit(e)
-}
-
-// note emits a note that belongs to no stream.
-func (rd *reader) note(text string) {
-	rd.send(Event{Type: EventNote, Time: rd.lastTime, Text: text})
 }
 
 // asmContext carries a packet's capture info through the assembler. The
@@ -348,7 +349,7 @@ type stream struct {
 	name          string
 	first         time.Time
 	last          time.Time // time of the latest packet
-	firstIsClient bool // the assembler's client-to-server direction is our client's
+	firstIsClient bool      // the assembler's client-to-server direction is our client's
 	midStream     bool
 	guessed       bool
 	sawSYN        bool
@@ -533,5 +534,3 @@ func (s *stream) note(side Side, t time.Time, text string) {
 func gapText(side Side, n int) string {
 	return "gap: " + strconv.Itoa(n) + " bytes from the " + side.String() + " were not captured"
 }
-
-var errStop = errors.New("capture: stop")
