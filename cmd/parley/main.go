@@ -40,6 +40,7 @@ func commands() []*cli.Command {
 		joinCommand(),
 		schemesCommand(), keysCommand(),
 		versionCommand(),
+		captureCommand(),
 		completionCommand(),
 	}
 }
