@@ -185,7 +185,9 @@ func (s *joinSession) piped(name string, in io.Reader) error {
 		case line, ok := <-lines:
 			if ok {
 				if err := s.conn.WriteLines(line); err != nil {
-					return <-done // the receiver says why
+					if !s.nonFatal(err) {
+						return <-done // the receiver says why
+					}
 				}
 				continue
 			}
@@ -219,6 +221,12 @@ func (s *joinSession) receive(print func(string)) error {
 				print("! (parley: a line from the server was too long and was skipped)")
 				continue
 			}
+			var se *schemes.SignatureError
+			if errors.As(err, &se) {
+				print("! WARNING: the next line failed its signature check; it may have been forged or altered in transit:")
+				print("! [UNVERIFIED] " + se.Line)
+				continue
+			}
 			if strings.HasPrefix(last, "* bye, ") {
 				return nil
 			}
@@ -233,6 +241,25 @@ func (s *joinSession) receive(print func(string)) error {
 		last = string(line)
 		print(last)
 	}
+}
+
+// nonFatal reports (and prints) a write error after which the connection
+// stays usable: a message the room refused, or, in mtls, a receipt that did
+// not match our signature.
+func (s *joinSession) nonFatal(err error) bool {
+	var se *schemes.SignatureError
+	var re *schemes.ReplyError
+	switch {
+	case errors.As(err, &se):
+		s.println("! WARNING: the room's receipt did not match our signature; the message was not delivered: " + se.Line)
+	case errors.As(err, &re):
+		s.println(fmt.Sprintf("! the room refused the message: %d %s", re.Code, re.Text))
+	case errors.Is(err, schemes.ErrMessageTooLong):
+		s.println("! that line is too long for the room; not sent")
+	default:
+		return false
+	}
+	return true
 }
 
 func (s *joinSession) println(line string) {
@@ -311,7 +338,7 @@ func (s *joinSession) interactive(name string) error {
 			if strings.HasPrefix(line, "/nick ") {
 				t.SetPrompt(strings.TrimSpace(strings.TrimPrefix(line, "/nick ")) + "> ")
 			}
-			if err := s.conn.WriteLines([]byte(strings.ReplaceAll(line, "\n", " ") + "\n")); err != nil {
+			if err := s.conn.WriteLines([]byte(strings.ReplaceAll(line, "\n", " ") + "\n")); err != nil && !s.nonFatal(err) {
 				return <-done
 			}
 		}
