@@ -23,7 +23,7 @@ func keysCommand() *cli.Command {
 			Description: "Give the same file to 'parley serve --psk FILE' and to every\n" +
 				"'parley join --psk FILE'. Anyone who holds it can read the room.",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "key file to write", Required: true},
+				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "key file to write"},
 				&cli.BoolFlag{Name: "force", Usage: "overwrite an existing file"},
 			},
 			Action: keysGen,
