@@ -32,6 +32,7 @@ const (
 	hsCertificate         = 11
 	hsServerKeyExchange   = 12
 	hsCertificateRequest  = 13
+	hsCertificateVerify   = 15
 	hsFinished            = 20
 	hsKeyUpdate           = 24
 )
@@ -401,6 +402,8 @@ func (d *tlsDissector) handshakeMessage(side Side, t time.Time, msg []byte, decr
 				dir.failed = true
 			}
 		}
+	case hsCertificateVerify:
+		e.Text = "CertificateVerify" + suffix
 	case hsNewSessionTicket:
 		e.Text = "NewSessionTicket" + suffix
 	case hsKeyUpdate:

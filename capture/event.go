@@ -117,6 +117,9 @@ func WriteText(w io.Writer, e Event, hex bool) error {
 			}
 		}
 	}
+	line := strings.TrimRight(b.String(), " ")
+	b.Reset()
+	b.WriteString(line)
 	b.WriteByte('\n')
 	if hex && len(e.Wire) > 0 {
 		b.WriteString(indent(hexDump(e.Wire), "    "))
