@@ -169,3 +169,94 @@ func benchJoin(b testing.TB, sch schemes.Scheme, addr, name string) schemes.Conn
 		}
 	}
 }
+
+// BenchmarkStalledMember measures delivery latency under a steady load (20
+// members, each sending a 1000-byte line every 5 ms) with and without one
+// extra member that never reads. The stalled member must be closed as too
+// slow without moving everyone else's p99.
+//
+//	go test ./room -run '^$' -bench StalledMember -benchtime 1x
+func BenchmarkStalledMember(b *testing.B) {
+	for _, stalled := range []bool{false, true} {
+		name := "without"
+		if stalled {
+			name = "with"
+		}
+		b.Run(name, func(b *testing.B) {
+			sch, _ := schemes.New("plain", schemes.Config{})
+			r, addr := startRoom(b, Config{Scheme: sch, Rate: -1, MaxQueue: 256 << 10, WriteTimeout: 2 * time.Second})
+			const members, perMember = 20, 400
+			conns := make([]schemes.Conn, members)
+			for i := range conns {
+				conns[i] = benchJoin(b, sch, addr, fmt.Sprintf("m%02d", i))
+			}
+			if stalled {
+				stuck := benchJoin(b, sch, addr, "stuck")
+				defer stuck.Close()
+			}
+			for len(r.Members()) < len(conns)+map[bool]int{true: 1}[stalled] {
+				time.Sleep(time.Millisecond)
+			}
+			const size = 1000
+			pad := bytes.Repeat([]byte("y"), size)
+			var lat []time.Duration
+			var mu sync.Mutex
+			b.ResetTimer()
+			for range b.N {
+				var wg sync.WaitGroup
+				for _, c := range conns {
+					wg.Add(2)
+					go func() {
+						defer wg.Done()
+						mine := []time.Duration{}
+						for got := 0; got < (members-1)*perMember; {
+							line, err := c.ReadMessage()
+							if err != nil {
+								b.Errorf("read: %v", err)
+								return
+							}
+							if len(line) < 5 || line[0] != 'm' {
+								continue
+							}
+							got++
+							if ts, ok := parseNanos(line[5:]); ok {
+								mine = append(mine, time.Duration(time.Now().UnixNano()-ts))
+							}
+						}
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+					}()
+					go func() {
+						defer wg.Done()
+						tick := time.NewTicker(5 * time.Millisecond)
+						defer tick.Stop()
+						for range perMember {
+							<-tick.C
+							buf := strconv.AppendInt(nil, time.Now().UnixNano(), 10)
+							buf = append(buf, ' ')
+							buf = append(buf, pad[:size-len(buf)]...)
+							buf = append(buf, '\n')
+							if err := c.WriteLines(buf); err != nil {
+								b.Errorf("write: %v", err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(0, "ns/op")
+			if stalled && slices.Contains(r.Members(), "stuck") {
+				b.Error("the stalled member was not closed as too slow")
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+}
