@@ -180,3 +180,5 @@ func TestTapRecordsEveryScheme(t *testing.T) {
 		})
 	}
 }
+
+func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }
