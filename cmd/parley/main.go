@@ -38,6 +38,8 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		serveCommand(),
 		joinCommand(),
+		demoCommand(),
+		benchCommand(),
 		schemesCommand(), keysCommand(),
 		versionCommand(),
 		captureCommand(),
