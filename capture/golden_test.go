@@ -182,3 +182,5 @@ func TestTapRecordsEveryScheme(t *testing.T) {
 }
 
 func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }
+
+func openFile(path string) (*os.File, error) { return os.Open(path) }
