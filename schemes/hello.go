@@ -110,7 +110,7 @@ func readHello(c io.Reader, want string) (Hello, error) {
 		m, err := c.Read(buf[n:])
 		n += m
 		if k := min(n, len(HelloMagic)); string(buf[:k]) != HelloMagic[:k] {
-			return Hello{}, &MismatchError{Want: want, Got: GuessScheme(buf[:n])}
+			return Hello{}, &MismatchError{Want: want, Got: diagnose(c, buf[:n], err)}
 		}
 		if n == HelloLen {
 			break
@@ -131,6 +131,28 @@ func readHello(c io.Reader, want string) (Hello, error) {
 	}
 	return h, nil
 }
+
+// diagnose guesses what a peer whose first bytes are not a hello speaks.
+// When first is too short to tell (an xor server's key byte arrives in a
+// write of its own), it reads more, up to diagnoseLen bytes or the first
+// error: the connection is failing anyway, and the caller's deadline
+// bounds the wait for a peer that sent fewer and stopped.
+func diagnose(r io.Reader, first []byte, err error) string {
+	b := make([]byte, len(first), max(len(first), diagnoseLen))
+	copy(b, first)
+	for {
+		if got := GuessScheme(b); got != "" || err != nil || len(b) >= diagnoseLen {
+			return got
+		}
+		var m int
+		m, err = r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+	}
+}
+
+// diagnoseLen is the fewest bytes from which GuessScheme recognises every
+// scheme: an xor key byte, a record header and four bytes of text.
+const diagnoseLen = 1 + xorHeaderLen + 4
 
 // GuessScheme names the scheme that first, the first bytes one side of a
 // connection sent, most likely belongs to, or returns "" when it cannot
