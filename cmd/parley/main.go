@@ -43,6 +43,7 @@ func commands() []*cli.Command {
 		schemesCommand(), keysCommand(),
 		versionCommand(),
 		captureCommand(),
+		labsCommand(),
 		completionCommand(),
 	}
 }
