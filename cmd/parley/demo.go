@@ -364,8 +364,8 @@ func (p *demoPrinter) print(secret string, names []string, results []*scenario.C
 			p.verdict(r.ClientAuthenticated, false, 7),
 			r.WireBytesPerMessage, fmtMillis(r.HandshakeMillis))
 	}
-	fmt.Fprintf(w, "wire B per msg: what alice's connection sent for the %d-byte line (mtls: DATA and\n", len(secret))
-	fmt.Fprintf(w, "PASS); handshake: connect + scheme handshake through the tap, on loopback.\n")
+	fmt.Fprintf(w, "wire B per msg: what alice's connection sent for the %d-byte line (mtls: DATA\n", len(secret))
+	fmt.Fprintf(w, "and PASS); handshake: connect + scheme handshake through the tap, on loopback.\n")
 	var weak []string
 	for _, r := range rows {
 		if r.Insecure {
@@ -373,7 +373,7 @@ func (p *demoPrinter) print(secret string, names []string, results []*scenario.C
 		}
 	}
 	if len(weak) > 0 {
-		fmt.Fprintf(w, "%s\n", p.paint(ansiRed, fmt.Sprintf("%s: INSECURE on purpose, to show what goes wrong; never use them for real.", joinAnd(weak))))
+		fmt.Fprintf(w, "%s\n", p.paint(ansiRed, insecureSentence(weak)))
 	}
 
 	fmt.Fprintf(w, "\n%s\n", p.paint(ansiBold, "Captures (pcapng; the TLS ones carry their keys)"))
@@ -431,4 +431,11 @@ func wrapTo(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+func insecureSentence(weak []string) string {
+	if len(weak) == 1 {
+		return weak[0] + " is INSECURE on purpose: never use it for real."
+	}
+	return joinAnd(weak) + " are INSECURE on purpose: never use them for real."
 }
