@@ -1,0 +1,92 @@
+package labs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/parley-edu/parley/labs/scenario"
+)
+
+// A say is one scripted line: From sends Text (a chat line or a command
+// such as /msg), and To, when set, waits until it has received a line that
+// contains Want (Text itself when Want is empty; for a /msg, the message).
+type say struct {
+	From, Text string
+	To, Want   string
+}
+
+// chat is a line that every other bot in names must receive.
+func chat(from, text string) say { return say{From: from, Text: text} }
+
+// private is a /msg from one bot to another.
+func private(from, to, text string) say {
+	return say{From: from, Text: "/msg " + to + " " + text, To: to, Want: text}
+}
+
+// play runs lines in a started scenario, joining each speaker (and each
+// recipient) on first use in the order they appear. When a line has no To,
+// every other joined bot waits for it.
+func play(ctx context.Context, sc *scenario.Scenario, lines []say) error {
+	bots := map[string]*scenario.Bot{}
+	var order []string
+	join := func(name string) (*scenario.Bot, error) {
+		if b, ok := bots[name]; ok {
+			return b, nil
+		}
+		b, err := sc.Join(name)
+		if err != nil {
+			return nil, fmt.Errorf("labs: bot %s cannot join: %w", name, err)
+		}
+		bots[name] = b
+		order = append(order, name)
+		return b, nil
+	}
+	for _, l := range lines {
+		for _, n := range []string{l.From, l.To} {
+			if n != "" {
+				if _, err := join(n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, l := range lines {
+		want := l.Want
+		if want == "" {
+			want = l.Text
+		}
+		if err := bots[l.From].Say(l.Text); err != nil {
+			return err
+		}
+		waiters := []string{l.To}
+		if l.To == "" {
+			waiters = order
+		}
+		for _, n := range waiters {
+			if n == l.From {
+				continue
+			}
+			if _, err := bots[n].WaitFor(ctx, fmt.Sprintf("%q", want), func(s string) bool { return strings.Contains(s, want) }); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordTalk runs a tapped room with opts, plays lines and writes the
+// capture to opts.CapturePath when the bots have left.
+func recordTalk(ctx context.Context, opts scenario.Options, lines []say) error {
+	opts.Tap = true
+	sc, err := scenario.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	perr := play(ctx, sc, lines)
+	cerr := sc.Close()
+	if perr != nil {
+		return perr
+	}
+	return cerr
+}
