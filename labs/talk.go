@@ -24,12 +24,24 @@ func private(from, to, text string) say {
 	return say{From: from, Text: "/msg " + to + " " + text, To: to, Want: text}
 }
 
+// A cast is the bots of one scenario, by name, in the order they joined.
+type cast struct {
+	bots  map[string]*scenario.Bot
+	order []string
+}
+
 // play runs lines in a started scenario, joining each speaker (and each
 // recipient) on first use in the order they appear. When a line has no To,
-// every other joined bot waits for it.
-func play(ctx context.Context, sc *scenario.Scenario, lines []say) error {
-	bots := map[string]*scenario.Bot{}
-	var order []string
+// every other joined bot waits for it. c keeps the bots between calls; nil
+// starts a new cast.
+func play(ctx context.Context, sc *scenario.Scenario, c *cast, lines []say) error {
+	if c == nil {
+		c = &cast{}
+	}
+	if c.bots == nil {
+		c.bots = map[string]*scenario.Bot{}
+	}
+	bots := c.bots
 	join := func(name string) (*scenario.Bot, error) {
 		if b, ok := bots[name]; ok {
 			return b, nil
@@ -39,7 +51,7 @@ func play(ctx context.Context, sc *scenario.Scenario, lines []say) error {
 			return nil, fmt.Errorf("labs: bot %s cannot join: %w", name, err)
 		}
 		bots[name] = b
-		order = append(order, name)
+		c.order = append(c.order, name)
 		return b, nil
 	}
 	for _, l := range lines {
@@ -61,7 +73,7 @@ func play(ctx context.Context, sc *scenario.Scenario, lines []say) error {
 		}
 		waiters := []string{l.To}
 		if l.To == "" {
-			waiters = order
+			waiters = c.order
 		}
 		for _, n := range waiters {
 			if n == l.From {
@@ -83,7 +95,7 @@ func recordTalk(ctx context.Context, opts scenario.Options, lines []say) error {
 	if err != nil {
 		return err
 	}
-	perr := play(ctx, sc, lines)
+	perr := play(ctx, sc, nil, lines)
 	cerr := sc.Close()
 	if perr != nil {
 		return perr
