@@ -31,7 +31,7 @@ type session struct {
 
 	mu        sync.Mutex // guards the fields below
 	name      string     // the member's name, once the room welcomed it
-	tampered  string     // the last tampering, for DETECTED
+	tampered  string     // the first tampering, for DETECTED
 	roomSpoke bool       // the room sent a record since the last client record was forwarded
 	ended     bool
 }
@@ -197,9 +197,13 @@ func (s *session) send(b []byte) bool {
 	return true
 }
 
+// tamper notes the first tampering: in aes-cbc-hmac it is the one the
+// room fails on.
 func (s *session) tamper(what string) {
 	s.mu.Lock()
-	s.tampered = what
+	if s.tampered == "" {
+		s.tampered = what
+	}
 	s.mu.Unlock()
 }
 
