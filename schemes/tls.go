@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -324,6 +325,9 @@ func (s *tlsScheme) handshakeError(c net.Conn, err error, peerSide string, own [
 	ourSide := peerOf(peerSide)
 	if ce := remoteCertificateError(err, ourSide, own); ce != nil {
 		return ce
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("schemes: %s handshake with %s: the peer closed the connection before the handshake finished (it may not speak TLS): %w", s.name, c.RemoteAddr(), err)
 	}
 	return fmt.Errorf("schemes: %s handshake with %s failed: %w", s.name, c.RemoteAddr(), err)
 }

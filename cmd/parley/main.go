@@ -40,7 +40,7 @@ func commands() []*cli.Command {
 		joinCommand(),
 		demoCommand(),
 		benchCommand(),
-		schemesCommand(), keysCommand(),
+		schemesCommand(), keysCommand(), certsCommand(),
 		versionCommand(),
 		captureCommand(),
 		labsCommand(),
