@@ -2,6 +2,8 @@ package capture
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"os"
 	"path/filepath"
@@ -78,6 +80,39 @@ func recordTLS(t *testing.T, path string) {
 
 var schemesConfigPlain = schemes.Config{}
 
+// recordTLSRoom records the conversation through a room of the tls scheme
+// with a self-signed certificate; the room's key log is embedded.
+func recordTLSRoom(t *testing.T, path string) {
+	cert := selfSigned(t)
+	keyLog := filepath.Join(t.TempDir(), "room-keys.log")
+	f, err := os.Create(keyLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv, err := schemes.New("tls", schemes.Config{Certificates: []tls.Certificate{cert}, KeyLog: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	cli, err := schemes.New("tls", schemes.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startRoom(t, srv)
+	tap, stop := startTap(t, up, keyLog)
+	converse(t, tap.Addr().String(), cli)
+	stop()
+	if err := tap.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func goldenCases(t *testing.T) []goldenCase {
 	noOpts := func(*testing.T) ReadOptions { return ReadOptions{} }
 	pskOpts := func(t *testing.T) ReadOptions { return ReadOptions{PSK: testPSK(t)} }
@@ -87,6 +122,7 @@ func goldenCases(t *testing.T) []goldenCase {
 		{name: "xor", record: recordRoom("xor", schemes.Config{XORKey: 0x5a, XORKeySet: true}), opts: noOpts, want: chat},
 		{name: "aes-cbc-hmac", record: func(t *testing.T, p string) { recordRoom("aes-cbc-hmac", schemes.Config{PSK: testPSK(t)})(t, p) }, opts: pskOpts, want: chat},
 		{name: "aes-cbc", record: func(t *testing.T, p string) { recordRoom("aes-cbc", schemes.Config{PSK: testPSK(t)})(t, p) }, opts: pskOpts, want: chat},
+		{name: "tls", record: recordTLSRoom, opts: noOpts, want: chat},
 		{name: "tls13", record: recordTLS, opts: noOpts, want: []string{"* tls echo room", aliceLine, "echo: " + aliceLine, "/quit", "* bye"}},
 	}
 }
@@ -173,7 +209,7 @@ func TestTapRecordsEveryScheme(t *testing.T) {
 			}
 			checkPlaintexts(t, evs, tc.want)
 			for _, e := range evs {
-				if e.Type == EventStream && e.Scheme != strings.Replace(tc.name, "tls13", "tls", 1) {
+				if e.Type == EventStream && e.Scheme != strings.TrimSuffix(tc.name, "13") {
 					t.Errorf("stream %s recognised as %s, want %s", e.Stream, e.Scheme, tc.name)
 				}
 			}
