@@ -223,11 +223,11 @@ func eveView(r *scenario.ConversationResult) string {
 	case e.RecoveredBy == capture.RecoveredCleartext:
 		return fmt.Sprintf("%d B readable text: %q", e.WireBytes, e.Plaintext)
 	case e.RecoveredBy == capture.RecoveredXORKeyByte || e.RecoveredBy == capture.RecoveredXORBruteForce:
-		how := "that key"
+		how := "with that key"
 		if e.RecoveredBy == capture.RecoveredXORBruteForce {
-			how = "all 256 keys tried"
+			how = "trying all 256 keys"
 		}
-		return fmt.Sprintf("%d B, decrypted with %s: %q", e.WireBytes, how, e.Plaintext)
+		return fmt.Sprintf("%d B, %s: %q", e.WireBytes, how, e.Plaintext)
 	case e.RecoveredBy != "":
 		return fmt.Sprintf("%d B record, recovered (%s): %q", e.WireBytes, e.RecoveredBy, e.Plaintext)
 	case e.IV != "":
@@ -262,9 +262,11 @@ func eveHandshake(r *scenario.ConversationResult) string {
 				parts = append(parts, "hello and nonces in the clear")
 			}
 		case e.CipherSuite != "":
-			parts = append(parts, e.TLSVersion+", "+e.CipherSuite)
+			// The version and suite come first, whatever the order of
+			// the hellos.
+			parts = append([]string{e.TLSVersion + ", " + e.CipherSuite}, parts...)
 			if e.TLSVersion == "TLS 1.3" && len(e.Certificates) == 0 {
-				parts = append(parts, "certificate encrypted")
+				parts = append(parts, "cert encrypted")
 			}
 		case e.SNI != "":
 			parts = append(parts, fmt.Sprintf("SNI %q", e.SNI))
