@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -81,6 +82,9 @@ func Bad(dir string, kind BadKind, name string, hosts []string, o Options) ([]Fi
 	}
 	if _, err := ParseBadKind(string(kind)); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("certs: failed to create %s: %w", dir, err)
 	}
 	if len(hosts) == 0 {
 		hosts = DefaultHosts
