@@ -90,6 +90,7 @@ func TestEventString(t *testing.T) {
 		want string
 	}{
 		{Event{Kind: KindRead, From: "alice", To: "room", Text: "hi"}, `READ alice→room: "hi"`},
+		{Event{Kind: KindRead, From: "alice", To: "room", Record: 2, Text: "hi"}, `READ alice→room: "hi" (record 2)`},
 		{Event{Kind: KindRewrote, From: "alice", To: "room", Old: "5", Text: "9"}, `REWROTE alice→room: "5" → "9"`},
 		{Event{Kind: KindDetected, From: "alice", To: "room", Detail: "bad record MAC"}, `DETECTED by the room: bad record MAC`},
 		{Event{Kind: KindBlocked, Detail: "client 1 rejected our certificate (unknown authority)"}, `BLOCKED: client 1 rejected our certificate (unknown authority)`},

@@ -92,6 +92,9 @@ func (e Event) String() string {
 		fmt.Fprintf(&b, " by the %s: %s", e.To, e.Detail)
 	case KindRead:
 		fmt.Fprintf(&b, " %s: %s", dir, quote(e.Text))
+		if e.Record > 0 {
+			fmt.Fprintf(&b, " (record %d)", e.Record)
+		}
 	case KindRewrote:
 		fmt.Fprintf(&b, " %s: %s → %s", dir, quote(e.Old), quote(e.Text))
 	default:
