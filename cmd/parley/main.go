@@ -44,6 +44,7 @@ func commands() []*cli.Command {
 		versionCommand(),
 		captureCommand(),
 		labsCommand(),
+		mitmCommand(),
 		completionCommand(),
 	}
 }
