@@ -68,18 +68,34 @@ func play(ctx context.Context, sc *scenario.Scenario, c *cast, lines []say) erro
 		if want == "" {
 			want = l.Text
 		}
-		if err := bots[l.From].Say(l.Text); err != nil {
-			return err
-		}
 		waiters := []string{l.To}
 		if l.To == "" {
 			waiters = c.order
+		}
+		// A line may repeat an earlier one: wait for one more copy than
+		// each waiter has already.
+		before := map[string]int{}
+		for _, n := range waiters {
+			for _, s := range bots[n].Lines() {
+				if strings.Contains(s, want) {
+					before[n]++
+				}
+			}
+		}
+		if err := bots[l.From].Say(l.Text); err != nil {
+			return err
 		}
 		for _, n := range waiters {
 			if n == l.From {
 				continue
 			}
-			if _, err := bots[n].WaitFor(ctx, fmt.Sprintf("%q", want), func(s string) bool { return strings.Contains(s, want) }); err != nil {
+			seen := 0
+			if _, err := bots[n].WaitFor(ctx, fmt.Sprintf("%q", want), func(s string) bool {
+				if strings.Contains(s, want) {
+					seen++
+				}
+				return seen > before[n]
+			}); err != nil {
 				return err
 			}
 		}
