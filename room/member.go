@@ -17,6 +17,12 @@ import (
 
 var errNameTaken = errors.New("room: name taken")
 
+// badPadding is what an aes-cbc room started with --padding-oracle says
+// about a record with bad padding. INSECURE on purpose: that the room says
+// it, and keeps the connection open, is the padding oracle of the lab. The
+// scheme only returns ErrBadPadding when that flag is set.
+const badPadding = "bad padding: record rejected"
+
 // A member is one joined connection. Its read loop (the goroutine that runs
 // Room.run) owns scratch and the token bucket; its write loop owns spare.
 type member struct {
@@ -178,6 +184,10 @@ func (m *member) readName() (string, error) {
 				m.conn.WriteLines(errorLine("that name is far too long; a name has 1-32 characters"))
 				continue
 			}
+			if errors.Is(err, schemes.ErrBadPadding) {
+				m.conn.WriteLines(errorLine(badPadding))
+				continue
+			}
 			return "", err
 		}
 		name := strings.TrimSpace(string(line))
@@ -233,6 +243,10 @@ func (m *member) readLoop() CloseReason {
 		if err != nil {
 			if errors.Is(err, schemes.ErrMessageTooLong) {
 				m.enqueue(errorLine(fmt.Sprintf("line too long (limit %d bytes); dropped", m.room.cfg.MaxLine)))
+				continue
+			}
+			if errors.Is(err, schemes.ErrBadPadding) {
+				m.enqueue(errorLine(badPadding))
 				continue
 			}
 			if r := m.closeReason(); r != 0 {

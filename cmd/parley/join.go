@@ -390,6 +390,10 @@ func dialError(addr string, err error) error {
 
 // handshakeError explains a failed scheme handshake.
 func handshakeError(addr, scheme string, err error) error {
+	if errors.Is(err, schemes.ErrWrongKey) {
+		return fail(fmt.Errorf("%s handshake with %s failed: %w", scheme, addr, err),
+			"ask the room's host for its key file (--psk FILE) or its passphrase (--passphrase)")
+	}
 	var mm *schemes.MismatchError
 	if errors.As(err, &mm) {
 		return fail(fmt.Errorf("the server at %s does not speak %s: %w", addr, scheme, err),
