@@ -3,8 +3,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 const e2eCourse = "PARLEY_COURSE_SECRET=e2e course"
@@ -88,5 +90,27 @@ func TestLabsStartFileOnly(t *testing.T) {
 		if !strings.Contains(r.stdout, filepath.Join(dir, f)) {
 			t.Errorf("stdout %q does not name %s", r.stdout, f)
 		}
+	}
+}
+
+func TestLabsStartLiveStopsOnInterrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs os.Interrupt delivery, which Windows does not support for child processes")
+	}
+	dir := filepath.Join(t.TempDir(), "po")
+	p := startParleyEnv(t, []string{e2eCourse}, "labs", "start", "padding-oracle", "--student", "s1", "--dir", dir)
+	p.waitStdout("padding oracle: 127.0.0.1:")
+	p.waitStderr("press Ctrl-C")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("got exit %d, want 0; stderr:\n%s", code, p.Stderr())
+	}
+	if !strings.Contains(p.Stdout(), filepath.Join(dir, "padding-oracle.pcapng")) {
+		t.Errorf("stdout %q does not name the capture", p.Stdout())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "padding-oracle.pcapng")); err != nil {
+		t.Error(err)
 	}
 }
