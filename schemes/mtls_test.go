@@ -464,3 +464,20 @@ func (c *scriptConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (c *scriptConn) SetDeadline(time.Time) error      { return nil }
 func (c *scriptConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestMTLSVectorsInProtocol checks that PROTOCOL.md shows every key and
+// signature of testdata/mtls_vectors.txt.
+func TestMTLSVectorsInProtocol(t *testing.T) {
+	doc, err := os.ReadFile("PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(string(doc)), "")
+	for _, v := range readMTLSVectors(t) {
+		for _, k := range []string{"key", "mac"} {
+			if b, ok := v.hex[k]; ok && !strings.Contains(flat, hex.EncodeToString(b)) {
+				t.Errorf("PROTOCOL.md does not show the %s vector's %s %x", v.kind, k, b)
+			}
+		}
+	}
+}
