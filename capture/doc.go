@@ -14,7 +14,7 @@
 // pcapng files are written with a Decryption Secrets Block (pcapng §4.7,
 // block type 0x0000000A, secrets type 'TLSK') ahead of the first packet
 // whenever TLS keys are known, so that Wireshark decrypts TLS 1.3 without
-// extra options; a keys.log in NSS key log format is saved beside the file as
+// extra options; a key log in NSS key log format is saved beside the file (KeyLogPath) as
 // well. Because the block must precede the packets, packets are buffered
 // (spilling to a temporary file when large) and the file is written when the
 // capture stops.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
@@ -21,9 +22,12 @@ const (
 	secretsTypeTLS = 0x544c534b // "TLSK": an NSS key log
 )
 
-// KeyLogFileName is the name of the NSS key log saved beside every capture
-// file whose TLS keys are known.
-const KeyLogFileName = "keys.log"
+// KeyLogPath is where the NSS key log of the capture at path is saved when
+// its TLS keys are known: beside it, named after it (room.pcapng gets
+// room.keys.log), so that several captures can share a folder.
+func KeyLogPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + ".keys.log"
+}
 
 // defaultSpillThreshold is how many bytes of packets a packetBuffer keeps in
 // memory before it moves them to a temporary file.
@@ -212,8 +216,8 @@ func dsbBlock(keyLog []byte) []byte {
 }
 
 // writeCaptureFile writes the pcapng file at path (atomically, through a
-// temporary file in the same directory) and, when keyLog is not empty,
-// keys.log beside it.
+// temporary file in the same directory) and, when keyLog is not empty, the
+// key log at KeyLogPath(path).
 func writeCaptureFile(path string, linkType layers.LinkType, ifName string, keyLog []byte, pb *packetBuffer) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".parley-capture-*")
@@ -239,7 +243,7 @@ func writeCaptureFile(path string, linkType layers.LinkType, ifName string, keyL
 		return fmt.Errorf("capture: failed to write %s: %w", path, err)
 	}
 	if len(keyLog) > 0 {
-		kp := filepath.Join(dir, KeyLogFileName)
+		kp := KeyLogPath(path)
 		// Key logs are secrets: 0600, like every key file parley writes.
 		if err := os.WriteFile(kp, keyLog, 0o600); err != nil {
 			return fmt.Errorf("capture: failed to write key log %s: %w", kp, err)

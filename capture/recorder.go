@@ -72,7 +72,7 @@ func NewRecorder() *Recorder {
 }
 
 // AddKeyLog adds TLS secrets in NSS key log format; they are written into
-// the capture file's Decryption Secrets Block and into keys.log.
+// the capture file's Decryption Secrets Block and into its key log (KeyLogPath).
 func (r *Recorder) AddKeyLog(text []byte) { r.keys.add(text) }
 
 // Packets reports how many packets were recorded so far.
@@ -94,7 +94,7 @@ func (r *Recorder) WriteTo(w io.Writer) (int64, error) {
 }
 
 // WriteFile writes everything recorded so far to a pcapng file at path and,
-// when TLS keys are known, keys.log beside it.
+// when TLS keys are known, the key log beside it (KeyLogPath).
 func (r *Recorder) WriteFile(path string) error {
 	r.keys.flush()
 	r.mu.Lock()

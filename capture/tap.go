@@ -161,7 +161,7 @@ func (t *Tap) Close() error {
 }
 
 // WriteFile writes everything recorded so far to a pcapng file at path, with
-// the TLS keys known so far in a Decryption Secrets Block and in keys.log
+// the TLS keys known so far in a Decryption Secrets Block and in the key log
 // beside it.
 func (t *Tap) WriteFile(path string) error {
 	t.pollKeyLog()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,7 +52,7 @@ func captureTapCommand() *cli.Command {
 		Name:  "tap",
 		Usage: "relay clients to a room and record both directions as pcapng (no privileges)",
 		Description: "Clients connect to --listen; each connection is relayed to --upstream and recorded as\n" +
-			"real Ethernet/IP/TCP packets. Ctrl-C writes the file (and keys.log beside it when\n" +
+			"real Ethernet/IP/TCP packets. Ctrl-C writes the file (and FILE.keys.log beside it when\n" +
 			"--keylog gives TLS keys). Example:\n" +
 			"  parley capture tap --listen 127.0.0.1:5051 --upstream 127.0.0.1:5050 -w room.pcapng",
 		Flags: []cli.Flag{
@@ -200,8 +199,8 @@ func captureTap(c *cli.Context) error {
 		return fail(err)
 	}
 	msg := fmt.Sprintf("parley: wrote %s (%d packets)", out, tap.Recorder().Packets())
-	if st, err := os.Stat(filepath.Join(filepath.Dir(out), capture.KeyLogFileName)); err == nil && c.String("keylog") != "" && st.Size() > 0 {
-		msg += " and " + filepath.Join(filepath.Dir(out), capture.KeyLogFileName)
+	if st, err := os.Stat(capture.KeyLogPath(out)); err == nil && c.String("keylog") != "" && st.Size() > 0 {
+		msg += " and its TLS key log " + capture.KeyLogPath(out)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%s; read it with 'parley capture read %s'\n", msg, out)
 	if serveErr != nil {
