@@ -38,6 +38,18 @@ func guess(b []byte) string {
 	if len(b) >= 2 && b[0] == 0x15 && b[1] == 0x03 {
 		return "tls"
 	}
+	// An xor room's key byte, a length, and a greeting.
+	const greeting = "* parley room "
+	if len(b) >= 3+len(greeting) {
+		key := schemes.XORKeyFromWire(b[0])
+		ok := true
+		for i := range len(greeting) {
+			ok = ok && b[3+i]^key == greeting[i]
+		}
+		if ok {
+			return "xor"
+		}
+	}
 	return schemes.GuessScheme(b)
 }
 
@@ -86,13 +98,17 @@ func peek(br *bufio.Reader, n int) ([]byte, error) {
 func (s *session) openPlain() bool {
 	s.raw()
 	s.codec = lineCodec{}
-	first, err := peek(s.ur, 1)
-	if err != nil {
+	first, err := peek(s.ur, 3)
+	if err != nil && len(first) == 0 {
 		s.silent(err)
 		return false
 	}
 	if g := guess(first); g != "plain" {
-		s.mismatch("the room", g, "")
+		// Wait for a little more, to name what the room speaks.
+		if more, _ := peek(s.ur, 3+len("* parley room ")); len(more) > len(first) {
+			first = more
+		}
+		s.mismatch("the room", guess(first), "")
 		return false
 	}
 	u, err := s.codec.read(s.ur)
