@@ -32,8 +32,12 @@ type ReadOptions struct {
 	PSK []byte
 	// KeyLog is TLS key log text in NSS format; with it TLS 1.3 application
 	// data is decrypted. Decryption Secrets Blocks in a pcapng file are used
-	// as well.
+	// as well, unless IgnoreEmbeddedKeys is set.
 	KeyLog []byte
+	// IgnoreEmbeddedKeys skips the TLS keys a pcapng file carries, so that
+	// a capture parley wrote reads as an eavesdropper without the keys sees
+	// it.
+	IgnoreEmbeddedKeys bool
 }
 
 // Errors of Read for files it cannot read; check them with errors.Is.
@@ -156,7 +160,7 @@ func newReader(opts ReadOptions, emit func(Event) error) *reader {
 }
 
 func (rd *reader) onSecrets(typ uint32, data []byte) {
-	if typ == secretsTypeTLS {
+	if typ == secretsTypeTLS && !rd.opts.IgnoreEmbeddedKeys {
 		rd.keys.add(data)
 		rd.keys.flush()
 	}

@@ -77,6 +77,7 @@ func captureReadCommand() *cli.Command {
 			&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "only streams on these server port(s), comma-separated"},
 			&cli.StringFlag{Name: "psk", Usage: "pre-shared key file, to decrypt aes-cbc-hmac and aes-cbc"},
 			&cli.StringFlag{Name: "keylog", Usage: "TLS key log (NSS format), to decrypt TLS 1.3 (keys embedded in the pcapng are used too)"},
+			&cli.BoolFlag{Name: "no-keys", Usage: "ignore the TLS keys embedded in the pcapng: see it as an eavesdropper without them would"},
 			&cli.BoolFlag{Name: "hex", Usage: "add each message's bytes on the wire"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per event and nothing else"},
 		},
@@ -236,6 +237,7 @@ func captureRead(c *cli.Context) error {
 			return fail(fmt.Errorf("--psk %s: %w", p, err), "make one with 'parley keys gen'")
 		}
 	}
+	opts.IgnoreEmbeddedKeys = c.Bool("no-keys")
 	if k := c.String("keylog"); k != "" {
 		if opts.KeyLog, err = os.ReadFile(k); err != nil {
 			return fail(fmt.Errorf("--keylog: %w", err))
