@@ -75,12 +75,13 @@
 //
 // In aes-cbc-hmac the room checks each record's tag over its implicit
 // sequence number before decrypting (encrypt-then-MAC), so tampering of any
-// kind ends the connection. The relay cannot see inside the room: it
-// reports DETECTED when the room closes the connection after a tampered
-// record without having sent anything since the last record Mallory passed
-// on. In aes-cbc the same is reported when a flip breaks the padding. A
-// dropped last record (truncation) is not detected until the member sends
-// another.
+// kind ends the connection at the first record the room reads after it. The
+// relay cannot see inside the room: it reports DETECTED when the room closes
+// the connection after such a record was passed on. In aes-cbc, where only
+// a flip that breaks the padding is fatal, it reports DETECTED when the room
+// closes after tampering without having sent anything since the last record
+// Mallory passed on (an ordinary quit gets "* bye" first). A dropped last
+// record (truncation) is not detected until the member sends another.
 //
 // # Events and recording
 //

@@ -436,7 +436,7 @@ func TestAESCBCHMACDetectsTampering(t *testing.T) {
 				t.Fatalf("alice's connection ended without an error, want one")
 			}
 			bob.waitLine("* ")
-			waitFor(t, "bob to see alice leave", func() bool { return bob.has("* alice left (protocol error)") > 0 })
+			waitFor(t, fmt.Sprintf("bob to see alice leave; bob got %q; events:\n%s", bob.snapshot(), l.dump()), func() bool { return bob.has("* alice left (protocol error)") > 0 })
 			if got := bob.has("alice: pay"); got != tt.lines {
 				t.Errorf("bob got %d of alice's lines, want %d; bob got %q", got, tt.lines, bob.snapshot())
 			}

@@ -33,6 +33,7 @@ type session struct {
 	name      string     // the member's name, once the room welcomed it
 	tampered  string     // the first tampering, for DETECTED
 	roomSpoke bool       // the room sent a record since the last client record was forwarded
+	sentAfter bool       // a record was forwarded to the room at or after the first tampering
 	ended     bool
 }
 
@@ -151,11 +152,11 @@ func (s *session) clientRecord(n int, u unit) bool {
 		return false
 	}
 	if n == cfg.Replay {
+		s.tamper(fmt.Sprintf("Mallory replayed record %d", n))
 		if !s.send(u.raw) {
 			return false
 		}
 		s.emit(Event{Kind: KindReplayed, From: label, To: "room", Record: n, Text: string(u.text), Size: len(u.raw), Detail: "Mallory sent it a second time, right behind the original"})
-		s.tamper(fmt.Sprintf("Mallory replayed record %d", n))
 	}
 	if n == 1 && cfg.Inject != "" {
 		return s.inject(label)
@@ -193,6 +194,7 @@ func (s *session) send(b []byte) bool {
 	}
 	s.mu.Lock()
 	s.roomSpoke = false
+	s.sentAfter = s.tampered != ""
 	s.mu.Unlock()
 	return true
 }
@@ -302,11 +304,11 @@ func (s *session) inject(label string) bool {
 		u = s.codec.(*aesCodec).forge(len(text), func(b []byte) { rand.Read(b) })
 		detail = fmt.Sprintf("as if from %s: a forged record of random bytes, sized for %d bytes of text (Mallory cannot encrypt without the pre-shared key)", label, len(text))
 	}
+	s.tamper("Mallory injected a record of her own")
 	if !s.send(u.raw) {
 		return false
 	}
 	s.emit(Event{Kind: KindInjected, From: "Mallory", To: "room", Text: text, Size: len(u.raw), Detail: detail})
-	s.tamper("Mallory injected a record of her own")
 	return true
 }
 
@@ -320,7 +322,7 @@ func (s *session) end(room bool, err error) {
 		return
 	}
 	s.ended = true
-	tampered, spoke := s.tampered, s.roomSpoke
+	tampered, spoke, sentAfter := s.tampered, s.roomSpoke, s.sentAfter
 	s.mu.Unlock()
 	defer s.uconn.Close()
 	defer s.cconn.Close()
@@ -333,9 +335,15 @@ func (s *session) end(room bool, err error) {
 		return
 	}
 	if room {
-		if s.aes() && tampered != "" && !spoke {
+		// In aes-cbc-hmac any tampered record the room reads is fatal, so
+		// once one was sent the room's close is its verdict. In aes-cbc
+		// only a flip that breaks the padding is; the room's silence since
+		// the last record tells it apart from an ordinary quit.
+		hmac := s.scheme == "aes-cbc-hmac" && sentAfter
+		cbc := s.scheme == "aes-cbc" && tampered != "" && !spoke
+		if hmac || cbc {
 			why := "bad record MAC"
-			if s.scheme == "aes-cbc" {
+			if cbc {
 				why = "bad record: the tampered record no longer decrypts to valid padding"
 			}
 			s.emit(Event{Kind: KindDetected, From: label, To: "room", Detail: fmt.Sprintf("%s; it closed %s's connection right after the tampering (%s)", why, label, tampered)})
