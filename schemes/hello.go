@@ -141,7 +141,11 @@ func diagnose(r io.Reader, first []byte, err error) string {
 	b := make([]byte, len(first), max(len(first), diagnoseLen))
 	copy(b, first)
 	for {
-		if got := GuessScheme(b); got != "" || err != nil || len(b) >= diagnoseLen {
+		got := GuessScheme(b)
+		// One printable byte may be an xor key byte rather than text:
+		// take "plain" only with a whole line or enough bytes.
+		sure := got != "" && (got != "plain" || bytes.IndexByte(b, '\n') >= 0)
+		if sure || err != nil || len(b) >= diagnoseLen {
 			return got
 		}
 		var m int
