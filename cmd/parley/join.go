@@ -98,6 +98,12 @@ func (s *joinSession) connect(sch schemes.Scheme) error {
 	var greeting []string
 	for {
 		line, err := conn.ReadMessage()
+		var se *schemes.SignatureError
+		if errors.As(err, &se) {
+			conn.Close()
+			return fail(fmt.Errorf("the room's greeting failed its signature check (%w), so our signing key is not the one the room derives for our certificate's name", err),
+				"use the NAME.sigkey issued with your certificate (--sigkey), or ask for a new one with 'parley certs issue client NAME'")
+		}
 		if err != nil {
 			conn.Close()
 			if len(greeting) == 0 {
@@ -372,6 +378,27 @@ func preview(s string) string {
 	return s
 }
 
+// certHints are the next steps for a certificate that did not verify.
+func certHints(ce *schemes.CertificateError) []string {
+	switch ce.Reason {
+	case schemes.ReasonNoClientCert:
+		return []string{"the room requires a client certificate: run 'parley certs issue client NAME' and join with --name NAME (or --cert/--key)"}
+	case schemes.ReasonUnknownAuthority, schemes.ReasonSelfSigned:
+		if ce.Remote {
+			return []string{"the room does not trust the authority that signed our certificate; use one issued by the room's lab CA"}
+		}
+		return []string{"if this is your lab's room, pass its CA with --ca FILE (or run 'parley certs init' in the same --home)",
+			"if it should be trusted already, someone may be intercepting the connection: do not skip verification"}
+	case schemes.ReasonWrongHost:
+		return []string{"connect with a name the certificate covers, or reissue it: parley certs issue server --host HOST,..."}
+	case schemes.ReasonExpired, schemes.ReasonNotYetValid:
+		return []string{"the certificate is outside its validity; reissue it with 'parley certs issue', or check this machine's clock"}
+	case schemes.ReasonNoClientAuth, schemes.ReasonNoServerAuth:
+		return []string{"the certificate is not issued for this use (extended key usage); reissue it with 'parley certs issue'"}
+	}
+	return nil
+}
+
 // dialError explains a failed connection in one sentence.
 func dialError(addr string, err error) error {
 	switch {
@@ -393,6 +420,10 @@ func handshakeError(addr, scheme string, err error) error {
 	if errors.Is(err, schemes.ErrWrongKey) {
 		return fail(fmt.Errorf("%s handshake with %s failed: %w", scheme, addr, err),
 			"ask the room's host for its key file (--psk FILE) or its passphrase (--passphrase)")
+	}
+	var ce *schemes.CertificateError
+	if errors.As(err, &ce) {
+		return fail(fmt.Errorf("%s handshake with %s failed: %w", scheme, addr, err), certHints(ce)...)
 	}
 	var mm *schemes.MismatchError
 	if errors.As(err, &mm) {
