@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -196,7 +197,7 @@ func labsStart(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscallInterrupts()...)
 	defer stop()
 	out := &labsOut{w: c.App.Writer}
-	sess, err := l.Start(ctx, labs.StartConfig{Course: course, Student: student, Dir: dir, Out: out, Logger: newLogger(c)})
+	sess, err := l.Start(ctx, labs.StartConfig{Course: course, Student: student, Dir: dir, Out: out, Logger: labLogger(c)})
 	if err != nil {
 		return fail(err, "run it again; if it keeps failing, run with --log-level debug")
 	}
@@ -334,3 +335,17 @@ func (o *labsOut) Write(b []byte) (int, error) {
 }
 
 func (o *labsOut) printf(format string, args ...any) { fmt.Fprintf(o, format, args...) }
+
+// labLogger is the scenario's logger: the bots' and the room's comings and
+// goings are noise in a student's terminal, so only warnings show unless
+// --log-level was given.
+func labLogger(c *cli.Context) *slog.Logger {
+	if c.IsSet("log-level") {
+		return newLogger(c)
+	}
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	if c.String("log-format") == "json" {
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts))
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts))
+}
