@@ -47,6 +47,19 @@ func (c *recConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite sends FIN: Mallory will send nothing more on this leg.
+func (c *recConn) CloseWrite() error {
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	err := tc.CloseWrite()
+	if err == nil && c.rc != nil {
+		c.rc.Close(c.us)
+	}
+	return err
+}
+
 // Close closes the connection and records Mallory's FIN. It is idempotent.
 func (c *recConn) Close() error {
 	err := net.ErrClosed

@@ -95,18 +95,38 @@ func (s *session) pumpClient() {
 	if s.aes() {
 		n = 0
 	}
+	defer s.drainClient()
 	for {
 		u, err := s.codec.read(s.cr)
 		if err != nil {
 			s.end(false, err)
 			return
 		}
-		if !s.clientRecord(n, u) {
+		if s.isEnded() || !s.clientRecord(n, u) {
 			return
 		}
 		n++
 	}
 }
+
+func (s *session) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+// drainClient reads and discards what the member still sends after the
+// room's side ended, until the member closes or drainWait passes, then
+// closes the member's leg: closing with unread data would reset the
+// connection, and the member would see a reset instead of the close.
+func (s *session) drainClient() {
+	io.Copy(io.Discard, s.cr)
+	s.cconn.Close()
+}
+
+// drainWait bounds how long a member may take to close its side once the
+// room's side has ended.
+const drainWait = 2 * time.Second
 
 // pumpRoom relays the room's records to the member.
 func (s *session) pumpRoom() {
@@ -186,16 +206,18 @@ func (s *session) roomRecord(n int, u unit) bool {
 	return true
 }
 
-// send writes b to the room.
+// send writes b to the room. The detection state is updated before the
+// write: the room may answer, or fail the record and close, before Write
+// returns.
 func (s *session) send(b []byte) bool {
-	if _, err := s.uconn.Write(b); err != nil {
-		s.end(true, err)
-		return false
-	}
 	s.mu.Lock()
 	s.roomSpoke = false
 	s.sentAfter = s.tampered != ""
 	s.mu.Unlock()
+	if _, err := s.uconn.Write(b); err != nil {
+		s.end(true, err)
+		return false
+	}
 	return true
 }
 
@@ -325,7 +347,19 @@ func (s *session) end(room bool, err error) {
 	tampered, spoke, sentAfter := s.tampered, s.roomSpoke, s.sentAfter
 	s.mu.Unlock()
 	defer s.uconn.Close()
-	defer s.cconn.Close()
+	if room {
+		// Pass the close on as a close (FIN, or TLS close_notify), and let
+		// the client pump drain what the member still sends.
+		defer func() {
+			if cw, ok := s.cconn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				s.cconn.SetReadDeadline(time.Now().Add(drainWait))
+				return
+			}
+			s.cconn.Close()
+		}()
+	} else {
+		defer s.cconn.Close()
+	}
 	if s.r.isClosed() || errors.Is(err, net.ErrClosed) {
 		return
 	}
