@@ -252,13 +252,16 @@ func (m *member) readLoop() CloseReason {
 			if r := m.closeReason(); r != 0 {
 				return r
 			}
-			reason := ReasonDisconnected
-			if !isDisconnect(err) {
-				reason = ReasonProtocolError
-				m.room.log.Info("connection error", "name", m.nameNow(), "err", err)
+			if isDisconnect(err) {
+				m.kill(ReasonDisconnected)
+				return ReasonDisconnected
 			}
-			m.kill(reason)
-			return reason
+			// Like a TLS alert: say why before closing, over the direction
+			// that still works (a tampered record breaks only the other).
+			m.room.log.Info("connection error", "name", m.nameNow(), "err", err)
+			m.enqueue(errorLine("closing your connection: " + strings.TrimPrefix(err.Error(), "schemes: ")))
+			m.finish(ReasonProtocolError)
+			return ReasonProtocolError
 		}
 		m.pace()
 		if quit := m.handle(line); quit {

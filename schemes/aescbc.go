@@ -253,7 +253,7 @@ func (rc *recordConn) checkConfirm(body []byte) error {
 }
 
 // ReadMessage reads, checks and decrypts the next record. Every failure is
-// fatal and closes the connection, except a message over the limit inside
+// fatal (sticky; the caller must close the Conn), except a message over the limit inside
 // an authentic record (ErrMessageTooLong, the Conn stays usable) and, on an
 // aes-cbc server with Config.PaddingOracle, bad padding (ErrBadPadding, the
 // Conn stays usable: the deliberate oracle). aes-cbc-hmac reports every
@@ -279,8 +279,10 @@ func (rc *recordConn) ReadMessage() ([]byte, error) {
 		}
 		// Stop at the first bad record: nothing after it can be trusted,
 		// and a peer probing for an oracle gets one answer per connection.
+		// The caller closes the connection; the room first says why, as a
+		// TLS bad_record_mac alert would (RFC 8446 §6.2). That answer is the
+		// same for every failure, so it is no oracle.
 		h.err = fmt.Errorf("schemes: %s record %d rejected: %w", rc.scheme, h.seq-1, err)
-		rc.Conn.Close()
 		return nil, h.err
 	}
 	if len(msg) > rc.max {

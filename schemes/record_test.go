@@ -191,6 +191,12 @@ func TestAESCBCHMACRejects(t *testing.T) {
 			if _, again := rc.server.ReadMessage(); again != err {
 				t.Errorf("second ReadMessage: got %v, want the sticky %v", again, err)
 			}
+			// The caller closes a Conn after a fatal error; the room first
+			// tells the peer why, over the direction that still works.
+			if err := rc.server.WriteLines([]byte("! closing your connection: bad record MAC\n")); err != nil {
+				t.Errorf("telling the peer why: %v", err)
+			}
+			rc.server.Close()
 			waitClosed(t, rc.c)
 		})
 	}
@@ -264,6 +270,10 @@ func TestPaddingOracle(t *testing.T) {
 		if !errors.Is(err, ErrBadRecord) || errors.Is(err, ErrBadPadding) {
 			t.Fatalf("got %v, want ErrBadRecord and not ErrBadPadding", err)
 		}
+		if _, again := rc.server.ReadMessage(); again != err {
+			t.Errorf("second ReadMessage: got %v, want the sticky %v", again, err)
+		}
+		rc.server.Close()
 		waitClosed(t, rc.c)
 	})
 	t.Run("oracle off: bad length looks the same", func(t *testing.T) {

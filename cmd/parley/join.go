@@ -239,6 +239,9 @@ func (s *joinSession) receive(print func(string)) error {
 			if last == "* server shutting down" {
 				return fail(errors.New("the room shut down"))
 			}
+			if strings.HasPrefix(last, "! closing your connection: ") {
+				return fail(fmt.Errorf("the room closed the connection: %s", strings.TrimPrefix(last, "! closing your connection: ")))
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return fail(fmt.Errorf("the server at %s closed the connection", s.addr))
 			}

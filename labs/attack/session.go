@@ -32,7 +32,9 @@ type session struct {
 	mu        sync.Mutex // guards the fields below
 	name      string     // the member's name, once the room welcomed it
 	tampered  string     // the first tampering, for DETECTED
-	roomSpoke bool       // the room sent a record since the last client record was forwarded
+	roomSpoke int        // records the room sent since the last client record was forwarded
+	pending   bool       // the record about to be forwarded was tampered with
+	lastBad   bool       // the last client record forwarded was tampered with
 	sentAfter bool       // a record was forwarded to the room at or after the first tampering
 	ended     bool
 }
@@ -197,7 +199,7 @@ func (s *session) roomRecord(n int, u unit) bool {
 		u = s.replace(u, "room", label, 0)
 	}
 	s.mu.Lock()
-	s.roomSpoke = true
+	s.roomSpoke++
 	s.mu.Unlock()
 	if _, err := s.cconn.Write(u.raw); err != nil {
 		s.end(false, err)
@@ -211,8 +213,9 @@ func (s *session) roomRecord(n int, u unit) bool {
 // returns.
 func (s *session) send(b []byte) bool {
 	s.mu.Lock()
-	s.roomSpoke = false
+	s.roomSpoke = 0
 	s.sentAfter = s.tampered != ""
+	s.lastBad, s.pending = s.pending, false
 	s.mu.Unlock()
 	if _, err := s.uconn.Write(b); err != nil {
 		s.end(true, err)
@@ -228,6 +231,7 @@ func (s *session) tamper(what string) {
 	if s.tampered == "" {
 		s.tampered = what
 	}
+	s.pending = true
 	s.mu.Unlock()
 }
 
@@ -344,7 +348,7 @@ func (s *session) end(room bool, err error) {
 		return
 	}
 	s.ended = true
-	tampered, spoke, sentAfter := s.tampered, s.roomSpoke, s.sentAfter
+	tampered, spoke, sentAfter, lastBad := s.tampered, s.roomSpoke, s.sentAfter, s.lastBad
 	s.mu.Unlock()
 	defer s.uconn.Close()
 	if room {
@@ -371,10 +375,12 @@ func (s *session) end(room bool, err error) {
 	if room {
 		// In aes-cbc-hmac any tampered record the room reads is fatal, so
 		// once one was sent the room's close is its verdict. In aes-cbc
-		// only a flip that breaks the padding is; the room's silence since
-		// the last record tells it apart from an ordinary quit.
+		// only a flip that breaks the padding is: the room answers the
+		// tampered record with at most its one "closing your connection"
+		// line and closes, which tells it apart from an ordinary quit
+		// (an untampered /quit).
 		hmac := s.scheme == "aes-cbc-hmac" && sentAfter
-		cbc := s.scheme == "aes-cbc" && tampered != "" && !spoke
+		cbc := s.scheme == "aes-cbc" && tampered != "" && lastBad && spoke <= 1
 		if hmac || cbc {
 			why := "bad record MAC"
 			if cbc {
