@@ -135,8 +135,6 @@ func unwritableDir(t *testing.T) string {
 // refused before anything is captured, with an error that names the file
 // and the flag.
 func TestCaptureOutputUnwritable(t *testing.T) {
-	t.Skip("KNOWN BUG (cmd/parley/schemeflags.go checkOutputFile): -w into an unwritable folder is accepted; " +
-		"capture tap and mitm run, and fail only when they stop, losing the capture. Remove this skip with the fix.")
 	out := filepath.Join(unwritableDir(t), "room.pcapng")
 	_, room := startServe(t)
 	for _, args := range [][]string{

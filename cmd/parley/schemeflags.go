@@ -99,5 +99,14 @@ func checkOutputFile(flag, path string) error {
 	if err != nil || !st.IsDir() {
 		return fail(fmt.Errorf("--%s: folder %s does not exist", flag, dir), "create it first, or name a file in an existing folder")
 	}
+	// Find out now, not when a long capture ends, that nothing can be
+	// written there: create and remove a probe file (modes alone do not
+	// tell, e.g. for root or on read-only mounts).
+	probe, err := os.CreateTemp(dir, ".parley-probe-*")
+	if err != nil {
+		return fail(fmt.Errorf("--%s: cannot write %s: %w", flag, path, err), "choose a folder you can write to")
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 	return nil
 }
