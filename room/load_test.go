@@ -47,14 +47,13 @@ type loadConfig struct {
 }
 
 type loadResult struct {
-	peak                   int   // members in the room at once
-	joins                  int64 // joins, counting every rejoin
-	sent, delivered        int64 // chat messages
-	losses                 []string
-	lat                    []time.Duration // delivery latency, a sample
-	goroutines, fds        [2]int          // before and after
-	rssBefore, rssAtPeak   int64           // bytes
-	heapBefore, heapAtPeak uint64
+	peak                 int   // members in the room at once
+	joins                int64 // joins, counting every rejoin
+	sent, delivered      int64 // chat messages
+	losses               []string
+	lat                  []time.Duration // delivery latency, a sample
+	goroutines, fds      [2]int          // before and after
+	rssBefore, rssAtPeak int64           // bytes
 }
 
 func (r *loadResult) report(tb testing.TB, cfg loadConfig) {
@@ -67,12 +66,11 @@ func (r *loadResult) report(tb testing.TB, cfg loadConfig) {
 	}
 	tb.Logf("held %d members (peak %d), %d joins in all; %d messages sent, %d delivered, %d losses; "+
 		"goroutines %d before / %d after, fds %d before / %d after; "+
-		"RSS %.1f KiB per member (both ends of each connection, one process), Go heap %.1f KiB per member; "+
+		"RSS %.1f KiB per member (both ends of each connection, one process); "+
 		"delivery latency p50 %s, p99 %s",
 		cfg.members, r.peak, r.joins, r.sent, r.delivered, len(r.losses),
 		r.goroutines[0], r.goroutines[1], r.fds[0], r.fds[1],
 		float64(r.rssAtPeak-r.rssBefore)/1024/float64(cfg.members),
-		float64(r.heapAtPeak-r.heapBefore)/1024/float64(cfg.members),
 		pct(50), pct(99))
 }
 
@@ -193,13 +191,6 @@ func rss() int64 {
 	return 0
 }
 
-func heapInuse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
-
 // settle polls until f() is at most want or 10 s pass, and returns f().
 func settle(want int, f func() int) int {
 	deadline := time.Now().Add(10 * time.Second)
@@ -217,7 +208,7 @@ func runLoad(tb testing.TB, cfg loadConfig) *loadResult {
 	srvScheme, cliScheme := testTLS(tb)
 	res := &loadResult{}
 	runtime.GC()
-	res.goroutines[0], res.fds[0], res.rssBefore, res.heapBefore = runtime.NumGoroutine(), countFDs(), rss(), heapInuse()
+	res.goroutines[0], res.fds[0], res.rssBefore = runtime.NumGoroutine(), countFDs(), rss()
 
 	r, err := New(Config{Scheme: srvScheme, MaxMembers: cfg.members + cfg.churners + 10})
 	if err != nil {
@@ -293,7 +284,7 @@ func runLoad(tb testing.TB, cfg loadConfig) *loadResult {
 	ramp.Wait()
 	close(start)
 	res.peak = len(r.Members())
-	res.rssAtPeak, res.heapAtPeak = rss(), heapInuse()
+	res.rssAtPeak = rss()
 	sampler := time.NewTicker(100 * time.Millisecond)
 	end := time.After(cfg.duration)
 sample:
