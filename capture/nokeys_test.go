@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -28,5 +29,28 @@ func TestIgnoreEmbeddedKeys(t *testing.T) {
 	}
 	if got := count(true); got != 0 {
 		t.Errorf("ignoring the embedded keys: got %d decrypted messages, want 0", got)
+	}
+}
+
+// TestWriteRefusesSpecialFiles: writing a capture replaces the file by a
+// rename, so a device, pipe or link at the path must be refused, not
+// replaced.
+func TestWriteRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.pcapng")
+	link := filepath.Join(dir, "link.pcapng")
+	if err := os.WriteFile(target, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Skipf("no symlinks here: %v", err)
+	}
+	rec := NewRecorder()
+	defer rec.Close()
+	if err := rec.WriteFile(link); err == nil {
+		t.Fatalf("writing over a symlink: got no error, want a refusal")
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced: %v, %v", st, err)
 	}
 }

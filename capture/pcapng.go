@@ -219,6 +219,12 @@ func dsbBlock(keyLog []byte) []byte {
 // temporary file in the same directory) and, when keyLog is not empty, the
 // key log at KeyLogPath(path).
 func writeCaptureFile(path string, linkType layers.LinkType, ifName string, keyLog []byte, pb *packetBuffer) error {
+	// The file is replaced by a rename, which would turn a device, a pipe
+	// or a symbolic link at path into a regular file (as root, /dev/null
+	// included): refuse anything but a regular file.
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("capture: %s is not a regular file (%s); name a new file to write the capture to", path, st.Mode().Type())
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".parley-capture-*")
 	if err != nil {

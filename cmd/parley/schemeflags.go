@@ -91,8 +91,11 @@ func checkOutputFile(flag, path string) error {
 	if path == "" {
 		return misuse(fmt.Sprintf("--%s needs a file name", flag))
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	if st, err := os.Lstat(path); err == nil && st.IsDir() {
 		return misuse(fmt.Sprintf("--%s: %s is a directory; name a file inside it", flag, path))
+	} else if err == nil && !st.Mode().IsRegular() {
+		return misuse(fmt.Sprintf("--%s: %s is not a regular file (%s)", flag, path, st.Mode().Type()),
+			"name a new file; parley replaces the file it writes, which would destroy a device, pipe or link")
 	}
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
