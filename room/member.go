@@ -41,6 +41,7 @@ type member struct {
 	writerDone chan struct{}
 	spare      []byte
 
+	err     error // the protocol error that ended the read loop, if any; owned by it
 	scratch bytes.Buffer
 	bucket  tokenBucket
 	warned  bool // told "slow down" once
@@ -258,7 +259,7 @@ func (m *member) readLoop() CloseReason {
 			}
 			// Like a TLS alert: say why before closing, over the direction
 			// that still works (a tampered record breaks only the other).
-			m.room.log.Info("connection error", "name", m.nameNow(), "err", err)
+			m.err = err
 			m.enqueue(errorLine("closing your connection: " + strings.TrimPrefix(err.Error(), "schemes: ")))
 			m.finish(ReasonProtocolError)
 			return ReasonProtocolError

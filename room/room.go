@@ -369,7 +369,11 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 
 	r.leave(m)
 	r.broadcast(m, noticeLine(fmt.Sprintf("%s left (%s)", m.nameNow(), reason)))
-	log.Info("left", "name", m.nameNow(), "reason", reason.String())
+	if m.err != nil {
+		log.Info("left", "name", m.nameNow(), "reason", reason.String(), "err", m.err)
+	} else {
+		log.Info("left", "name", m.nameNow(), "reason", reason.String())
+	}
 	<-m.writerDone
 }
 

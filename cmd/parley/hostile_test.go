@@ -384,11 +384,8 @@ func TestHostileClientsOnEveryScheme(t *testing.T) {
 					t.Errorf("%s from %s: got %d log lines, want 1:\n%s", what, a, len(lines), strings.Join(lines, "\n"))
 				}
 			}
-			// KNOWN ISSUE (room/member.go, readLoop): a protocol error is
-			// logged twice, as "connection error" without the remote
-			// address and again as "left"; logged here, not failed.
 			if n := strings.Count(logs, `msg="connection error"`); n > 0 {
-				t.Logf("KNOWN ISSUE: %d protocol errors logged on two lines (\"connection error\" without remote=, then \"left\")", n)
+				t.Errorf("%d protocol errors logged on a line of their own; want them on the one \"left\" line:\n%s", n, logs)
 			}
 			for _, bad := range []string{"panic", "goroutine ", "level=ERROR"} {
 				if strings.Contains(logs, bad) {
