@@ -41,7 +41,8 @@ type member struct {
 	writerDone chan struct{}
 	spare      []byte
 
-	err     error // the protocol error that ended the read loop, if any; owned by it
+	err     error     // the protocol error that ended the read loop, if any; owned by it
+	before  []*member // who was in the room when this member joined; set by Room.join
 	scratch bytes.Buffer
 	bucket  tokenBucket
 	warned  bool // told "slow down" once

@@ -360,9 +360,19 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 		m.writeLoop()
 	}()
 
-	members := r.Members()
+	// Those who were in the room when m joined hear of it; anyone who joined
+	// since found m in their welcome's member list instead.
+	members := []string{name}
+	for _, o := range m.before {
+		members = append(members, o.nameNow())
+	}
+	sort.Strings(members)
 	m.enqueue(noticeLine(fmt.Sprintf("welcome, %s. members: %s. type /help for commands", name, strings.Join(members, ", "))))
-	r.broadcast(m, noticeLine(fmt.Sprintf("%s joined (%d members)", name, len(members))))
+	notice := noticeLine(fmt.Sprintf("%s joined (%d members)", name, len(members)))
+	for _, o := range m.before {
+		o.enqueue(notice)
+	}
+	m.before = nil
 	log.Info("joined", "name", name, "members", len(members), "identity", m.conn.Peer().Identity)
 
 	reason := m.readLoop()
@@ -391,6 +401,7 @@ func (r *Room) join(m *member, name string) error {
 	r.names[key] = m
 	r.pending--
 	m.setNameLocked(name)
+	m.before = *r.members.Load()
 	r.snapshotLocked()
 	return nil
 }

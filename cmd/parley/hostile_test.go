@@ -222,7 +222,7 @@ func joinScheme(t *testing.T, sch schemes.Scheme, addr, name string) (schemes.Co
 }
 
 // TestHostileClientsOnEveryScheme runs a real 'parley serve --scheme S
-// --handshake-timeout 300ms' per scheme with two healthy members (real
+// --handshake-timeout 1s' per scheme with two healthy members (real
 // 'parley join' processes) and attacks it: slowloris on the handshake,
 // a half-open connection, random bytes before and after the handshake, a
 // reset in the middle of a record, and a flood over the rate limit. The
@@ -234,7 +234,10 @@ func TestHostileClientsOnEveryScheme(t *testing.T) {
 	for _, scheme := range []string{"plain", "xor", "aes-cbc", "aes-cbc-hmac", "tls", "mtls"} {
 		t.Run(scheme, func(t *testing.T) {
 			serveArgs := append([]string{"--home", env.home, "serve", "--listen", "127.0.0.1:0",
-				"--handshake-timeout", "300ms", "--rate", "100", "--burst", "10"}, env.flags(scheme)...)
+				// 1s: short enough for the test, long enough for an mtls
+				// handshake and name under the race detector on a busy
+				// 2-core machine.
+				"--handshake-timeout", "1s", "--rate", "100", "--burst", "10"}, env.flags(scheme)...)
 			srv := startParley(t, serveArgs...)
 			var addr string
 			waitFor(t, 20*time.Second, "serve to listen", func() bool {
