@@ -326,7 +326,7 @@ func (m *member) handle(line []byte) (quit bool) {
 	m.scratch.Reset()
 	m.scratch.WriteString(m.nameNow())
 	m.scratch.WriteString(": ")
-	appendSanitized(&m.scratch, line)
+	AppendSanitized(&m.scratch, line)
 	m.scratch.WriteByte('\n')
 	m.room.broadcast(m, m.scratch.Bytes())
 	return false
@@ -422,20 +422,22 @@ func (m *member) private(arg string) {
 	var b bytes.Buffer
 	b.WriteString(m.nameNow())
 	b.WriteString(" (private): ")
-	appendSanitized(&b, []byte(text))
+	AppendSanitized(&b, []byte(text))
 	b.WriteByte('\n')
 	target.enqueue(b.Bytes())
 	b.Reset()
 	b.WriteString("* (to " + target.nameNow() + "): ")
-	appendSanitized(&b, []byte(text))
+	AppendSanitized(&b, []byte(text))
 	b.WriteByte('\n')
 	m.enqueue(b.Bytes())
 }
 
-// appendSanitized writes s to b with terminal control characters made
-// visible (ESC becomes "^["), so that no member can drive another member's
-// terminal with escape sequences. s must be valid UTF-8.
-func appendSanitized(b *bytes.Buffer, s []byte) {
+// AppendSanitized writes s to b with terminal control characters made
+// visible (ESC becomes "^[", C1 controls "<U+009B>"), and bytes that are not
+// UTF-8 replaced by U+FFFD, so that no peer can drive a terminal with
+// escape sequences. The room applies it to every line it relays; parley
+// join applies it again to every line it prints.
+func AppendSanitized(b *bytes.Buffer, s []byte) {
 	if clean(s) {
 		b.Write(s)
 		return
@@ -452,12 +454,13 @@ func appendSanitized(b *bytes.Buffer, s []byte) {
 		case r >= 0x80 && r < 0xa0:
 			fmt.Fprintf(b, "<U+%04X>", r)
 		default:
-			b.WriteRune(r)
+			b.WriteRune(r) // an invalid byte arrives here as U+FFFD
 		}
 	}
 }
 
-// clean reports whether s has no control characters, without allocating.
+// clean reports whether s is UTF-8 without control characters, without
+// allocating.
 func clean(s []byte) bool {
 	for i, c := range s {
 		if c < 0x20 || c == 0x7f {
@@ -468,12 +471,12 @@ func clean(s []byte) bool {
 			return false
 		}
 	}
-	return true
+	return utf8.Valid(s)
 }
 
 func sanitizeString(s string) string {
 	var b bytes.Buffer
-	appendSanitized(&b, []byte(s))
+	AppendSanitized(&b, []byte(s))
 	return b.String()
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/parley-edu/parley/room"
 	"github.com/parley-edu/parley/schemes"
 )
 
@@ -274,7 +275,7 @@ func (s *joinSession) nonFatal(err error) bool {
 func (s *joinSession) println(line string) {
 	var b bytes.Buffer
 	b.Grow(len(line) + 1)
-	writeTerminalSafe(&b, line)
+	room.AppendSanitized(&b, []byte(line)) // a hostile server must not drive our terminal
 	b.WriteByte('\n')
 	s.out.Write(b.Bytes())
 }
@@ -350,26 +351,6 @@ func (s *joinSession) interactive(name string) error {
 			if err := s.conn.WriteLines([]byte(strings.ReplaceAll(line, "\n", " ") + "\n")); err != nil && !s.nonFatal(err) {
 				return <-done
 			}
-		}
-	}
-}
-
-// writeTerminalSafe writes s with control characters made visible, so that
-// a hostile server cannot drive our terminal.
-func writeTerminalSafe(b *bytes.Buffer, s string) {
-	for _, r := range s {
-		switch {
-		case r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20:
-			b.WriteByte('^')
-			b.WriteByte(byte(r) + '@')
-		case r == 0x7f:
-			b.WriteString("^?")
-		case r >= 0x80 && r < 0xa0:
-			fmt.Fprintf(b, "<U+%04X>", r)
-		default:
-			b.WriteRune(r)
 		}
 	}
 }
