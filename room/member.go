@@ -98,11 +98,14 @@ func (m *member) enqueue(line []byte) {
 	}
 }
 
-// finish stops queueing, lets the write loop flush what is queued, and then
-// closes the connection.
-func (m *member) finish(reason CloseReason) {
+// finish queues last, if any, as the final line, stops queueing, lets the
+// write loop flush what is queued, and then closes the connection. Queueing
+// last and closing the queue happen under one lock, so no broadcast can
+// slip in after a goodbye.
+func (m *member) finish(reason CloseReason, last []byte) {
 	m.mu.Lock()
 	if !m.closing {
+		m.out = append(m.out, last...)
 		m.closing, m.flush, m.reason = true, true, reason
 	}
 	m.mu.Unlock()
@@ -261,14 +264,12 @@ func (m *member) readLoop() CloseReason {
 			// Like a TLS alert: say why before closing, over the direction
 			// that still works (a tampered record breaks only the other).
 			m.err = err
-			m.enqueue(errorLine("closing your connection: " + strings.TrimPrefix(err.Error(), "schemes: ")))
-			m.finish(ReasonProtocolError)
+			m.finish(ReasonProtocolError, errorLine("closing your connection: "+strings.TrimPrefix(err.Error(), "schemes: ")))
 			return ReasonProtocolError
 		}
 		m.pace()
 		if quit := m.handle(line); quit {
-			m.enqueue(noticeLine("bye, " + m.nameNow()))
-			m.finish(ReasonQuit)
+			m.finish(ReasonQuit, noticeLine("bye, "+m.nameNow()))
 			return ReasonQuit
 		}
 	}

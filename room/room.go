@@ -249,8 +249,7 @@ func (r *Room) Shutdown(ctx context.Context) error {
 	r.mu.Unlock()
 
 	for _, m := range *r.members.Load() {
-		m.enqueue(noticeLine("server shutting down"))
-		m.finish(ReasonShutdown)
+		m.finish(ReasonShutdown, noticeLine("server shutting down"))
 	}
 	waited := make(chan struct{})
 	go func() {

@@ -412,3 +412,29 @@ func TestShutdownTellsMembers(t *testing.T) {
 		t.Errorf("second shutdown: %v", err)
 	}
 }
+
+// TestGoodbyeIsLast: a member that quits while others leave and chat gets
+// its goodbye as the very last line; nothing is queued after it.
+func TestGoodbyeIsLast(t *testing.T) {
+	_, addr := startRoom(t, Config{Rate: -1})
+	for round := range 30 {
+		a := join(t, addr, fmt.Sprintf("a%d", round))
+		b := join(t, addr, fmt.Sprintf("b%d", round))
+		a.until(fmt.Sprintf("* b%d joined", round))
+		var wg sync.WaitGroup
+		for _, c := range []*client{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.WriteString(c.conn, "chatter\n/quit\n")
+			}()
+		}
+		wg.Wait()
+		for _, c := range []*client{a, b} {
+			lines := c.expectEOF()
+			if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* bye, ") {
+				t.Fatalf("round %d: got %q, want the goodbye last", round, lines)
+			}
+		}
+	}
+}
