@@ -14,21 +14,7 @@ import (
 func startTapProc(t *testing.T, upstream, out string) (*proc, string) {
 	t.Helper()
 	p := startParley(t, "capture", "tap", "--listen", "127.0.0.1:0", "--upstream", upstream, "-w", out)
-	var addr string
-	waitFor(t, 20*time.Second, "the tap to listen", func() bool {
-		s := p.Stderr()
-		i := strings.Index(s, "tap listening on ")
-		if i < 0 {
-			return false
-		}
-		rest := s[i+len("tap listening on "):]
-		if j := strings.IndexByte(rest, ','); j >= 0 {
-			addr = rest[:j]
-			return true
-		}
-		return false
-	})
-	return p, addr
+	return p, p.listenAddr()
 }
 
 // TestCaptureTapAndRead taps a real plain room with real members, stops

@@ -16,29 +16,11 @@ import (
 )
 
 // startRelay starts a relay command (capture tap or mitm) and returns it
-// with the address it listens on, read from the line that contains marker.
-func startRelay(t *testing.T, marker string, args ...string) (*proc, string) {
+// with the address it listens on.
+func startRelay(t *testing.T, args ...string) (*proc, string) {
 	t.Helper()
 	p := startParley(t, args...)
-	var addr string
-	waitFor(t, 20*time.Second, "the relay to listen", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("parley %v exited early; stderr:\n%s", args, p.Stderr())
-		default:
-		}
-		_, rest, ok := strings.Cut(p.Stderr(), marker)
-		if !ok {
-			return false
-		}
-		end := strings.IndexAny(rest, ",\n")
-		if end < 0 {
-			return false
-		}
-		addr = rest[:end]
-		return true
-	})
-	return p, addr
+	return p, p.listenAddr()
 }
 
 // TestRelayUpstreamDisappears kills the room behind 'capture tap' and
@@ -48,14 +30,13 @@ func startRelay(t *testing.T, marker string, args ...string) (*proc, string) {
 // it captured before the room died.
 func TestRelayUpstreamDisappears(t *testing.T) {
 	tests := []struct {
-		name   string
-		marker string
-		args   func(upstream, out string) []string
+		name string
+		args func(upstream, out string) []string
 	}{
-		{"capture tap", "tap listening on ", func(up, out string) []string {
+		{"capture tap", func(up, out string) []string {
 			return []string{"capture", "tap", "--listen", "127.0.0.1:0", "--upstream", up, "-w", out}
 		}},
-		{"mitm", "listening on ", func(up, out string) []string {
+		{"mitm", func(up, out string) []string {
 			return []string{"mitm", "--scheme", "plain", "--listen", "127.0.0.1:0", "--upstream", up, "--handshake-timeout", "2s", "-w", out}
 		}},
 	}
@@ -63,7 +44,7 @@ func TestRelayUpstreamDisappears(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, room := startServe(t)
 			out := filepath.Join(t.TempDir(), "room.pcapng")
-			relay, addr := startRelay(t, tt.marker, tt.args(room, out)...)
+			relay, addr := startRelay(t, tt.args(room, out)...)
 
 			alice := startParley(t, "join", "--server", addr, "--name", "alice")
 			alice.waitStdout("* welcome, alice")
@@ -160,14 +141,13 @@ func TestCaptureOutputUnwritable(t *testing.T) {
 func TestCaptureWriteFailsAtTheEnd(t *testing.T) {
 	_, room := startServe(t)
 	tests := []struct {
-		name   string
-		marker string
-		args   func(out string) []string
+		name string
+		args func(out string) []string
 	}{
-		{"capture tap", "tap listening on ", func(out string) []string {
+		{"capture tap", func(out string) []string {
 			return []string{"capture", "tap", "--listen", "127.0.0.1:0", "--upstream", room, "-w", out}
 		}},
-		{"mitm", "listening on ", func(out string) []string {
+		{"mitm", func(out string) []string {
 			return []string{"mitm", "--listen", "127.0.0.1:0", "--upstream", room, "-w", out}
 		}},
 	}
@@ -178,7 +158,7 @@ func TestCaptureWriteFailsAtTheEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := filepath.Join(dir, "room.pcapng")
-			relay, addr := startRelay(t, tt.marker, tt.args(out)...)
+			relay, addr := startRelay(t, tt.args(out)...)
 			res := runParley(t, "captured, then lost\n", "join", "--server", addr, "--name", "alice")
 			if res.code != 0 {
 				t.Fatalf("join through the relay exited %d; stderr:\n%s", res.code, res.stderr)

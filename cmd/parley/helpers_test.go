@@ -226,26 +226,34 @@ func (p *proc) wait(timeout time.Duration) int {
 func startServe(t testing.TB, args ...string) (*proc, string) {
 	t.Helper()
 	p := startParley(t, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return p, p.listenAddr()
+}
+
+// listenAddr waits until the process says "... listening on ADDR" on
+// stderr (serve, mitm and capture tap all do) and returns ADDR. It fails
+// the test if the process exits first.
+func (p *proc) listenAddr() string {
+	p.t.Helper()
+	const marker = " listening on "
 	var addr string
-	waitFor(t, 20*time.Second, "serve to listen", func() bool {
+	waitFor(p.t, 20*time.Second, fmt.Sprintf("parley %v to listen", p.cmd.Args[1:]), func() bool {
 		select {
 		case <-p.done:
-			t.Fatalf("parley serve exited early; stderr:\n%s", p.Stderr())
+			p.t.Fatalf("parley %v exited early; stderr:\n%s", p.cmd.Args[1:], p.Stderr())
 		default:
 		}
-		s := p.Stderr()
-		i := strings.Index(s, " listening on ")
-		if i < 0 {
+		_, rest, ok := strings.Cut(p.Stderr(), marker)
+		if !ok {
 			return false
 		}
-		rest := s[i+len(" listening on "):]
-		if j := strings.IndexByte(rest, '\n'); j >= 0 {
-			addr = rest[:j]
-			return true
+		end := strings.IndexAny(rest, ",\n")
+		if end < 0 {
+			return false
 		}
-		return false
+		addr = rest[:end]
+		return true
 	})
-	return p, addr
+	return addr
 }
 
 // rawClient is a TCP client that behaves like nc: raw lines in and out.

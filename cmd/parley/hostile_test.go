@@ -239,12 +239,7 @@ func TestHostileClientsOnEveryScheme(t *testing.T) {
 				// 2-core machine.
 				"--handshake-timeout", "1s", "--rate", "100", "--burst", "10"}, env.flags(scheme)...)
 			srv := startParley(t, serveArgs...)
-			var addr string
-			waitFor(t, 20*time.Second, "serve to listen", func() bool {
-				_, rest, ok := strings.Cut(srv.Stderr(), " listening on ")
-				addr, _, _ = strings.Cut(rest, "\n")
-				return ok && strings.Contains(rest, "\n")
-			})
+			addr := srv.listenAddr()
 			joinArgs := func(name string) []string {
 				return append([]string{"--home", env.home, "join", "--server", addr, "--name", name}, env.flags(scheme)...)
 			}

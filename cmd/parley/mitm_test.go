@@ -18,26 +18,7 @@ import (
 func startMitm(t *testing.T, upstream string, args ...string) (*proc, string) {
 	t.Helper()
 	p := startParley(t, append([]string{"mitm", "--listen", "127.0.0.1:0", "--upstream", upstream, "--handshake-timeout", "5s"}, args...)...)
-	var addr string
-	waitFor(t, 20*time.Second, "mitm to listen", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("parley mitm exited early; stderr:\n%s", p.Stderr())
-		default:
-		}
-		s := p.Stderr()
-		i := strings.Index(s, " listening on ")
-		if i < 0 {
-			return false
-		}
-		rest := s[i+len(" listening on "):]
-		if j := strings.IndexByte(rest, '\n'); j >= 0 {
-			addr = rest[:j]
-			return true
-		}
-		return false
-	})
-	return p, addr
+	return p, p.listenAddr()
 }
 
 // schemeSetup makes, in t's parley home, what scheme needs (a PSK, a lab

@@ -216,16 +216,7 @@ func TestServeIPv6AndJSONLogs(t *testing.T) {
 	}
 	l.Close()
 	p := startParley(t, "serve", "--listen", "[::1]:0", "--log-format", "json")
-	var addr string
-	waitFor(t, 20*time.Second, "serve to listen", func() bool {
-		s := p.Stderr()
-		i := strings.Index(s, " listening on ")
-		if i < 0 {
-			return false
-		}
-		addr, _, _ = strings.Cut(s[i+len(" listening on "):], "\n")
-		return true
-	})
+	addr := p.listenAddr()
 	if !strings.HasPrefix(addr, "[::1]:") {
 		t.Fatalf("got address %q, want [::1]:PORT", addr)
 	}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // labHome is a parley home with a lab CA, a server certificate, alice and
@@ -161,24 +160,5 @@ func TestTLSFlagErrors(t *testing.T) {
 func startServeHome(t *testing.T, home string, args ...string) (*proc, string) {
 	t.Helper()
 	p := startParleyEnv(t, []string{"PARLEY_HOME=" + home}, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	var addr string
-	waitFor(t, 20*time.Second, "serve to listen", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("parley serve exited early; stderr:\n%s", p.Stderr())
-		default:
-		}
-		s := p.Stderr()
-		i := strings.Index(s, " listening on ")
-		if i < 0 {
-			return false
-		}
-		rest := s[i+len(" listening on "):]
-		if j := strings.IndexByte(rest, '\n'); j >= 0 {
-			addr = rest[:j]
-			return true
-		}
-		return false
-	})
-	return p, addr
+	return p, p.listenAddr()
 }
