@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-edu/parley/capture"
 	"github.com/parley-edu/parley/certs"
 	"github.com/parley-edu/parley/labs/scenario"
 	"github.com/parley-edu/parley/schemes"
@@ -283,7 +284,7 @@ func recordTLSMITM(ctx context.Context, e *env, path string, version uint16) err
 		err = os.WriteFile(path, data, 0o644)
 	}
 	if err == nil {
-		err = os.Remove(scenario.KeyLogPath(path))
+		err = os.Remove(capture.KeyLogPath(path))
 		if errors.Is(err, os.ErrNotExist) {
 			err = nil
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/parley-edu/parley/capture"
 	"github.com/parley-edu/parley/labs/scenario"
 	"github.com/parley-edu/parley/schemes"
 )
@@ -23,7 +24,7 @@ func init() {
 			"but anyone holding the endpoint's secrets (a key log, a debugging proxy) reads it all.",
 		start: func(ctx context.Context, e *env) (*Session, error) {
 			path := e.path("tls-decrypt.pcapng")
-			keys := scenario.KeyLogPath(path)
+			keys := capture.KeyLogPath(path)
 			err := recordTalk(ctx, scenario.Options{Scheme: "tls", CapturePath: path, Logger: e.log,
 				Configure: func(cfg *schemes.Config, _ bool) { cfg.TLSVersion = tls.VersionTLS13 }}, []say{
 				chat("alice", "bob, did facilities change the lab door code again?"),

@@ -154,7 +154,7 @@ func RunConversation(ctx context.Context, o ConversationOptions) (*ConversationR
 		return res, err
 	}
 	if len(s.KeyLog()) > 0 {
-		res.KeyLog = KeyLogPath(o.CapturePath)
+		res.KeyLog = capture.KeyLogPath(o.CapturePath)
 	}
 	if err := res.analyse(psk); err != nil {
 		return res, err

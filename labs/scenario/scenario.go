@@ -28,8 +28,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +61,7 @@ type Options struct {
 	Tap bool
 	// CapturePath, with Tap, is where Close writes the capture (pcapng,
 	// TLS keys embedded) and, when TLS keys are known, the key log beside it
-	// as BASE.keys.log (BASE is the file name without its extension).
+	// at capture.KeyLogPath(CapturePath).
 	CapturePath string
 	// KeyLog, when set, also receives the TLS secrets of the room (NSS key
 	// log format).
@@ -311,7 +309,7 @@ func (s *Scenario) Close() error {
 	}
 	if s.tap != nil {
 		if s.opts.CapturePath != "" {
-			if err := s.writeCapture(s.opts.CapturePath); err != nil {
+			if err := s.tap.WriteFile(s.opts.CapturePath); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -326,46 +324,6 @@ func (s *Scenario) Close() error {
 	s.cerr = errors.Join(errs...)
 	s.mu.Unlock()
 	return s.cerr
-}
-
-// KeyLogPath returns where Close writes the key log beside a capture at
-// capturePath: BASE.keys.log in the same folder.
-func KeyLogPath(capturePath string) string {
-	base := strings.TrimSuffix(capturePath, filepath.Ext(capturePath))
-	return base + ".keys.log"
-}
-
-// writeCapture writes the tap's recording to path atomically, and the key
-// log beside it. It writes through Recorder.WriteTo rather than
-// Tap.WriteFile, which names its key log keys.log whatever the capture is
-// called, so that several captures can share a folder.
-func (s *Scenario) writeCapture(path string) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".parley-capture-*")
-	if err != nil {
-		return fmt.Errorf("scenario: failed to create the capture %s: %w", path, err)
-	}
-	_, err = s.tap.Recorder().WriteTo(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("scenario: failed to write the capture %s: %w", path, err)
-	}
-	if keys := s.KeyLog(); len(keys) > 0 {
-		// Key logs are secrets: 0600, like every key file parley writes.
-		if err := os.WriteFile(KeyLogPath(path), keys, 0o600); err != nil {
-			return fmt.Errorf("scenario: failed to write the key log: %w", err)
-		}
-	}
-	return nil
 }
 
 func (s *Scenario) addBot(b *Bot) error {
