@@ -3,7 +3,6 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
-	"unicode/utf8"
 
 	"github.com/parley-edu/parley/schemes"
 )
@@ -36,7 +35,7 @@ func detectScheme(client, server []byte, mid, final bool) (string, bool) {
 	}
 	// The xor server's first byte is the key byte (key + 10) in the clear;
 	// it may arrive in a segment of its own.
-	if !mid && len(server) > 0 && !looksLikeText(server) {
+	if !mid && len(server) > 0 && !schemes.LooksLikeText(server) {
 		if len(server) < 1+2+4 && !final {
 			wait = true
 		} else if xorRecordText(server[1:], schemes.XORKeyFromWire(server[0])) {
@@ -44,7 +43,7 @@ func detectScheme(client, server []byte, mid, final bool) (string, bool) {
 		}
 	}
 	for _, b := range [][]byte{server, client} {
-		if len(b) > 0 && looksLikeText(b) && bytes.IndexByte(b, '\n') >= 0 {
+		if len(b) > 0 && schemes.LooksLikeText(b) && bytes.IndexByte(b, '\n') >= 0 {
 			return "plain", true
 		}
 	}
@@ -66,7 +65,7 @@ func detectScheme(client, server []byte, mid, final bool) (string, bool) {
 	if !final && len(client) < 256 && len(server) < 256 {
 		return "", false
 	}
-	if (len(server) == 0 || looksLikeText(server)) && (len(client) == 0 || looksLikeText(client)) {
+	if (len(server) == 0 || schemes.LooksLikeText(server)) && (len(client) == 0 || schemes.LooksLikeText(client)) {
 		return "plain", true
 	}
 	return "unknown", true
@@ -94,22 +93,6 @@ func looksLikeTLSRecord(b []byte, atStart bool) bool {
 	return b[0] >= tlsChangeCipherSpec && b[0] <= tlsApplicationData
 }
 
-// looksLikeText reports whether b is UTF-8 text without control characters
-// other than tab, CR and LF. A rune cut off at the end of b still counts.
-func looksLikeText(b []byte) bool {
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size <= 1 {
-			return !utf8.FullRune(b)
-		}
-		if r < 0x20 && r != '\t' && r != '\r' && r != '\n' || r == 0x7f {
-			return false
-		}
-		b = b[size:]
-	}
-	return true
-}
-
 // xorRecordText reports whether b starts with an xor record whose first
 // bytes decode to text under key.
 func xorRecordText(b []byte, key byte) bool {
@@ -125,7 +108,7 @@ func xorRecordText(b []byte, key byte) bool {
 	for i, c := range body {
 		dec[i] = c ^ key
 	}
-	return looksLikeText(dec)
+	return schemes.LooksLikeText(dec)
 }
 
 // xorChain reports whether b is a run of xor records (2-byte length, body)

@@ -177,7 +177,7 @@ func GuessScheme(first []byte) string {
 		// A TLS handshake record: content type 22, legacy version 3.x
 		// (RFC 8446 §5.1).
 		return "tls"
-	case looksLikeText(first):
+	case LooksLikeText(first):
 		return "plain"
 	case looksLikeXOR(first):
 		return "xor"
@@ -185,9 +185,11 @@ func GuessScheme(first []byte) string {
 	return ""
 }
 
-// looksLikeText reports whether b is UTF-8 text without control characters
-// other than tab, CR and LF. A rune cut off at the end of b still counts.
-func looksLikeText(b []byte) bool {
+// LooksLikeText reports whether b is UTF-8 text without control characters
+// other than tab, CR and LF, as the line schemes carry. A rune cut off at
+// the end of b still counts. GuessScheme and the capture tool's dissectors
+// use it to recognise plain text.
+func LooksLikeText(b []byte) bool {
 	for len(b) > 0 {
 		r, size := utf8.DecodeRune(b)
 		if r == utf8.RuneError && size <= 1 {
@@ -218,7 +220,7 @@ func looksLikeXOR(b []byte) bool {
 	for i, c := range body {
 		dec[i] = c ^ key
 	}
-	return looksLikeText(dec)
+	return LooksLikeText(dec)
 }
 
 // plainRefusal is the line a record-scheme server sends to a peer that
