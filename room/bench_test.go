@@ -58,62 +58,12 @@ func benchmarkBroadcast(b *testing.B, sch schemes.Scheme, members, perMember, si
 	for len(r.Members()) < members {
 		time.Sleep(time.Millisecond)
 	}
-	// Payload: the send time in nanoseconds, padded to size bytes.
-	pad := bytes.Repeat([]byte("x"), size)
-
 	want := (members - 1) * perMember
 	var lat []time.Duration
-	var latMu sync.Mutex
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				mine := make([]time.Duration, 0, want)
-				got := 0
-				for got < want {
-					line, err := c.ReadMessage()
-					if err != nil {
-						b.Errorf("read: %v", err)
-						return
-					}
-					// "mNN: <nanos> xxx..."; notices start with "* ".
-					if len(line) < 5 || line[0] != 'm' {
-						continue
-					}
-					got++
-					if ts, ok := parseNanos(line[5:]); ok {
-						mine = append(mine, time.Duration(time.Now().UnixNano()-ts))
-					}
-				}
-				latMu.Lock()
-				lat = append(lat, mine...)
-				latMu.Unlock()
-			}()
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 0, 50*(size+1))
-				for sent := 0; sent < perMember; {
-					buf = buf[:0]
-					for k := 0; k < 50 && sent < perMember; k++ {
-						n := len(buf)
-						buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
-						buf = append(buf, ' ')
-						buf = append(buf, pad[:size-(len(buf)-n)]...)
-						buf = append(buf, '\n')
-						sent++
-					}
-					if err := c.WriteLines(buf); err != nil {
-						b.Errorf("write: %v", err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		lat = append(lat, exchange(b, conns, perMember, size, 50, 0)...)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -128,6 +78,73 @@ func benchmarkBroadcast(b *testing.B, sch schemes.Scheme, members, perMember, si
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// exchange has every member of conns send perMember lines of size bytes
+// (each starting with its send time in nanoseconds), batch lines per write
+// and, when every is not zero, one batch per tick; meanwhile every member
+// reads what all the others sent. It returns the delivery latencies.
+func exchange(b *testing.B, conns []schemes.Conn, perMember, size, batch int, every time.Duration) []time.Duration {
+	want := (len(conns) - 1) * perMember
+	pad := bytes.Repeat([]byte("x"), size)
+	var lat []time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, want)
+			for got := 0; got < want; {
+				line, err := c.ReadMessage()
+				if err != nil {
+					b.Errorf("read: %v", err)
+					return
+				}
+				// "mNN: <nanos> xxx..."; notices start with "* ".
+				if len(line) < 5 || line[0] != 'm' {
+					continue
+				}
+				got++
+				if ts, ok := parseNanos(line[5:]); ok {
+					mine = append(mine, time.Duration(time.Now().UnixNano()-ts))
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+		go func() {
+			defer wg.Done()
+			var tick <-chan time.Time
+			if every > 0 {
+				t := time.NewTicker(every)
+				defer t.Stop()
+				tick = t.C
+			}
+			buf := make([]byte, 0, batch*(size+1))
+			for sent := 0; sent < perMember; {
+				if tick != nil {
+					<-tick
+				}
+				buf = buf[:0]
+				for k := 0; k < batch && sent < perMember; k++ {
+					n := len(buf)
+					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+					buf = append(buf, ' ')
+					buf = append(buf, pad[:size-(len(buf)-n)]...)
+					buf = append(buf, '\n')
+					sent++
+				}
+				if err := c.WriteLines(buf); err != nil {
+					b.Errorf("write: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return lat
 }
 
 func parseNanos(b []byte) (int64, bool) {
@@ -197,54 +214,10 @@ func BenchmarkStalledMember(b *testing.B) {
 			for len(r.Members()) < len(conns)+map[bool]int{true: 1}[stalled] {
 				time.Sleep(time.Millisecond)
 			}
-			const size = 1000
-			pad := bytes.Repeat([]byte("y"), size)
 			var lat []time.Duration
-			var mu sync.Mutex
 			b.ResetTimer()
 			for range b.N {
-				var wg sync.WaitGroup
-				for _, c := range conns {
-					wg.Add(2)
-					go func() {
-						defer wg.Done()
-						mine := []time.Duration{}
-						for got := 0; got < (members-1)*perMember; {
-							line, err := c.ReadMessage()
-							if err != nil {
-								b.Errorf("read: %v", err)
-								return
-							}
-							if len(line) < 5 || line[0] != 'm' {
-								continue
-							}
-							got++
-							if ts, ok := parseNanos(line[5:]); ok {
-								mine = append(mine, time.Duration(time.Now().UnixNano()-ts))
-							}
-						}
-						mu.Lock()
-						lat = append(lat, mine...)
-						mu.Unlock()
-					}()
-					go func() {
-						defer wg.Done()
-						tick := time.NewTicker(5 * time.Millisecond)
-						defer tick.Stop()
-						for range perMember {
-							<-tick.C
-							buf := strconv.AppendInt(nil, time.Now().UnixNano(), 10)
-							buf = append(buf, ' ')
-							buf = append(buf, pad[:size-len(buf)]...)
-							buf = append(buf, '\n')
-							if err := c.WriteLines(buf); err != nil {
-								b.Errorf("write: %v", err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				lat = append(lat, exchange(b, conns, perMember, 1000, 1, 5*time.Millisecond)...)
 			}
 			b.StopTimer()
 			slices.Sort(lat)
