@@ -29,7 +29,9 @@ type member struct {
 	room *Room
 	conn schemes.Conn
 
-	name string // guarded by room.mu; read with nameNow
+	// name is written only by the member's own read loop (join, /nick),
+	// under room.mu. That goroutine reads it directly; others use nameNow.
+	name string
 
 	mu      sync.Mutex
 	out     []byte      // lines waiting for the write loop; guarded by mu
@@ -269,7 +271,7 @@ func (m *member) readLoop() CloseReason {
 		}
 		m.pace()
 		if quit := m.handle(line); quit {
-			m.finish(ReasonQuit, noticeLine("bye, "+m.nameNow()))
+			m.finish(ReasonQuit, noticeLine("bye, "+m.name))
 			return ReasonQuit
 		}
 	}
@@ -325,7 +327,7 @@ func (m *member) handle(line []byte) (quit bool) {
 		}
 	}
 	m.scratch.Reset()
-	m.scratch.WriteString(m.nameNow())
+	m.scratch.WriteString(m.name)
 	m.scratch.WriteString(": ")
 	AppendSanitized(&m.scratch, line)
 	m.scratch.WriteByte('\n')
@@ -376,7 +378,7 @@ var helpText = []string{
 
 func (m *member) whoami() string {
 	p := m.conn.Peer()
-	s := fmt.Sprintf("you are %s in %s, scheme %s", m.nameNow(), m.room.cfg.Name, m.room.props.Name)
+	s := fmt.Sprintf("you are %s in %s, scheme %s", m.name, m.room.cfg.Name, m.room.props.Name)
 	if p.Detail != "" {
 		s += " (" + p.Detail + ")"
 	}
@@ -421,7 +423,7 @@ func (m *member) private(arg string) {
 		return
 	}
 	var b bytes.Buffer
-	b.WriteString(m.nameNow())
+	b.WriteString(m.name)
 	b.WriteString(" (private): ")
 	AppendSanitized(&b, []byte(text))
 	b.WriteByte('\n')

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -165,11 +166,17 @@ func (r *Room) Name() string { return r.cfg.Name }
 
 // Members returns the names of everyone in the room, sorted.
 func (r *Room) Members() []string {
-	ms := *r.members.Load()
-	names := make([]string, 0, len(ms))
+	return r.sortedNames(*r.members.Load())
+}
+
+// sortedNames returns the sorted names of ms, under one lock.
+func (r *Room) sortedNames(ms []*member) []string {
+	names := make([]string, 0, len(ms)+1)
+	r.mu.Lock()
 	for _, m := range ms {
-		names = append(names, m.nameNow())
+		names = append(names, m.name)
 	}
+	r.mu.Unlock()
 	sort.Strings(names)
 	return names
 }
@@ -197,10 +204,9 @@ func (r *Room) Serve(l net.Listener) error {
 				return ErrClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// Out of file descriptors and similar: wait and go on
-				// serving those already connected.
+			if !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors, an aborted connection and the
+				// like: wait and go on serving those already connected.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				r.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
 				select {
@@ -223,12 +229,6 @@ func (r *Room) Serve(l net.Listener) error {
 		r.mu.Unlock()
 		go r.serveConn(c)
 	}
-}
-
-func isTemporary(err error) bool {
-	// EMFILE, ENFILE, ECONNABORTED and friends are worth a retry; the
-	// listener being closed is not.
-	return !errors.Is(err, net.ErrClosed)
 }
 
 // Shutdown stops accepting, tells every member "* server shutting down",
@@ -274,9 +274,11 @@ func (r *Room) serveConn(c net.Conn) {
 	log := r.log.With("remote", c.RemoteAddr().String())
 
 	c.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
-	stopHS := context.AfterFunc(r.ctx, func() { c.Close() })
+	// Until the member has joined, Shutdown does not know it: close the
+	// connection ourselves if the room shuts down meanwhile.
+	stopWatch := context.AfterFunc(r.ctx, func() { c.Close() })
+	defer stopWatch()
 	sc, err := r.cfg.Scheme.Server(c)
-	stopHS()
 	if err != nil {
 		log.Info("handshake failed", "err", err)
 		c.Close()
@@ -284,10 +286,6 @@ func (r *Room) serveConn(c net.Conn) {
 	}
 
 	m := newMember(r, sc)
-	// Until the member has joined, Shutdown does not know it: close the
-	// connection ourselves if the room shuts down meanwhile.
-	stopWatch := context.AfterFunc(r.ctx, func() { sc.Close() })
-	defer stopWatch()
 
 	if !r.admit() {
 		sc.WriteLines(errorLine(fmt.Sprintf("room is full (%d members); try again later", r.cfg.MaxMembers)))
@@ -361,11 +359,7 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 
 	// Those who were in the room when m joined hear of it; anyone who joined
 	// since found m in their welcome's member list instead.
-	members := []string{name}
-	for _, o := range m.before {
-		members = append(members, o.nameNow())
-	}
-	sort.Strings(members)
+	members := r.sortedNames(append(slices.Clip(m.before), m)) // m.before is a shared snapshot
 	m.enqueue(noticeLine(fmt.Sprintf("welcome, %s. members: %s. type /help for commands", name, strings.Join(members, ", "))))
 	notice := noticeLine(fmt.Sprintf("%s joined (%d members)", name, len(members)))
 	for _, o := range m.before {
@@ -377,11 +371,11 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 	reason := m.readLoop()
 
 	r.leave(m)
-	r.broadcast(m, noticeLine(fmt.Sprintf("%s left (%s)", m.nameNow(), reason)))
+	r.broadcast(m, noticeLine(fmt.Sprintf("%s left (%s)", m.name, reason)))
 	if m.err != nil {
-		log.Info("left", "name", m.nameNow(), "reason", reason.String(), "err", m.err)
+		log.Info("left", "name", m.name, "reason", reason.String(), "err", m.err)
 	} else {
-		log.Info("left", "name", m.nameNow(), "reason", reason.String())
+		log.Info("left", "name", m.name, "reason", reason.String())
 	}
 	<-m.writerDone
 }
