@@ -90,6 +90,21 @@ func labsCommand() *cli.Command {
 }
 
 // labArg returns the lab named by the first argument.
+// labStudent reads what start, check and key all need: the lab named by
+// the first of nargs arguments, --student and the course secret.
+func labStudent(c *cli.Context, nargs int, usage string) (l *labs.Lab, student string, course []byte, err error) {
+	if l, err = labArg(c, nargs, usage); err != nil {
+		return nil, "", nil, err
+	}
+	if student, err = studentFlag(c); err != nil {
+		return nil, "", nil, err
+	}
+	if course, err = courseSecret(c); err != nil {
+		return nil, "", nil, err
+	}
+	return l, student, course, nil
+}
+
 func labArg(c *cli.Context, nargs int, usage string) (*labs.Lab, error) {
 	if c.NArg() != nargs {
 		return nil, misuse(fmt.Sprintf("%s needs %s, got %d argument(s)", c.Command.HelpName, usage, c.NArg()),
@@ -175,15 +190,7 @@ func labsShow(c *cli.Context) error {
 }
 
 func labsStart(c *cli.Context) error {
-	l, err := labArg(c, 1, "a lab id")
-	if err != nil {
-		return err
-	}
-	student, err := studentFlag(c)
-	if err != nil {
-		return err
-	}
-	course, err := courseSecret(c)
+	l, student, course, err := labStudent(c, 1, "a lab id")
 	if err != nil {
 		return err
 	}
@@ -224,15 +231,7 @@ func labsStart(c *cli.Context) error {
 }
 
 func labsCheck(c *cli.Context) error {
-	l, err := labArg(c, 2, "a lab id and your answer (quote it if it has spaces)")
-	if err != nil {
-		return err
-	}
-	student, err := studentFlag(c)
-	if err != nil {
-		return err
-	}
-	course, err := courseSecret(c)
+	l, student, course, err := labStudent(c, 2, "a lab id and your answer (quote it if it has spaces)")
 	if err != nil {
 		return err
 	}
@@ -249,15 +248,7 @@ func labsCheck(c *cli.Context) error {
 }
 
 func labsKey(c *cli.Context) error {
-	l, err := labArg(c, 1, "a lab id")
-	if err != nil {
-		return err
-	}
-	student, err := studentFlag(c)
-	if err != nil {
-		return err
-	}
-	course, err := courseSecret(c)
+	l, student, course, err := labStudent(c, 1, "a lab id")
 	if err != nil {
 		return err
 	}
