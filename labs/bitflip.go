@@ -146,39 +146,16 @@ func runPayer(ctx context.Context, e *env, scheme string, sch schemes.Scheme, ad
 // payOnce makes one payment through addr and says what happened, or ""
 // when nobody listens there yet.
 func payOnce(ctx context.Context, sch schemes.Scheme, addr string) string {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return ""
-	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	conn, err := sch.Client(c)
-	if err != nil {
-		return "handshake through " + addr + " failed: " + err.Error()
-	}
-	read := func(want string) error {
-		for {
-			m, err := conn.ReadMessage()
-			if err != nil {
-				return err
-			}
-			if strings.Contains(string(m), want) {
-				return nil
-			}
+	conn, done, err := joinThrough(ctx, sch, addr, "alice")
+	if conn == nil {
+		if err == nil {
+			return ""
 		}
+		return err.Error()
 	}
-	if err := read("* choose a name"); err != nil {
-		return "the room did not greet me: " + err.Error()
-	}
-	conn.WriteLines([]byte("alice\n"))
-	if err := read("* welcome, "); err != nil {
-		return "the room did not let me in: " + err.Error()
-	}
+	defer done()
 	conn.WriteLines([]byte(BitflipOrder + "\n"))
-	if err := read("bank (private): payment processed"); err != nil {
+	if err := readUntil(conn, "bank (private): payment processed"); err != nil {
 		return "sent " + BitflipOrder + ", then the room closed my connection (" + err.Error() + "): the room detected a tampered record"
 	}
 	conn.WriteLines([]byte("/quit\n"))

@@ -201,21 +201,7 @@ func startMTLSIdentity(ctx context.Context, e *env) (*Session, error) {
 // scheme's room: the exam code for a member called teacher, a refusal for
 // anyone else. It runs until ctx ends or the room closes.
 func runRegistrar(ctx context.Context, e *env, scheme string, registrar *scenario.Bot) {
-	handled := 0
-	for {
-		i := 0
-		line, err := registrar.WaitFor(ctx, "a private message", func(l string) bool {
-			i++
-			return i > handled && strings.Contains(l, " (private): ")
-		})
-		if err != nil {
-			if ctx.Err() != nil || registrar.Err() != nil {
-				return
-			}
-			continue
-		}
-		handled = i
-		from, _, _ := strings.Cut(line, " (private): ")
+	onPrivate(ctx, registrar, func(from string) {
 		switch {
 		case strings.EqualFold(from, "teacher"):
 			registrar.Say("/msg " + from + " here is the exam code you asked for: " + code(e.seed, "exam"))
@@ -227,7 +213,7 @@ func runRegistrar(ctx context.Context, e *env, scheme string, registrar *scenari
 			registrar.Say("/msg " + from + " only the teacher gets the exam code, and you are " + from)
 			fmt.Fprintf(e.out, "registrar (%s room): refused %s, who is not called teacher\n", scheme, from)
 		}
-	}
+	})
 }
 
 // claimTeacher connects to sc's room as certName (in mtls, with

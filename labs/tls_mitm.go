@@ -185,72 +185,32 @@ func every(ctx context.Context, d time.Duration, f func()) {
 // runPayroll acknowledges every private message payroll receives, until
 // ctx ends or the room closes.
 func runPayroll(ctx context.Context, payroll *scenario.Bot) {
-	handled := 0
-	for {
-		i := 0
-		line, err := payroll.WaitFor(ctx, "a private message", func(l string) bool {
-			i++
-			return i > handled && strings.Contains(l, " (private): ")
-		})
-		if err != nil {
-			if ctx.Err() != nil || payroll.Err() != nil {
-				return
-			}
-			continue
-		}
-		handled = i
-		from, _, _ := strings.Cut(line, " (private): ")
+	onPrivate(ctx, payroll, func(from string) {
 		payroll.Say("/msg " + from + " received, thanks")
-	}
+	})
 }
 
 // tlsMITMSend connects as name through addr with sch, sends its payroll
 // code to payroll and says what happened, or "" when nothing listens at
 // addr.
 func tlsMITMSend(ctx context.Context, sch schemes.Scheme, addr, name, secret string) string {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return ""
-	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	conn, err := sch.Client(c)
-	if err != nil {
-		if _, ok := errors.AsType[*schemes.CertificateError](err); ok {
-			return "refused the certificate presented at " + addr + ": " + strings.TrimPrefix(err.Error(), "schemes: ") + "; I sent nothing"
+	conn, done, err := joinThrough(ctx, sch, addr, name)
+	if conn == nil {
+		if err == nil {
+			return ""
 		}
-		return "the TLS handshake through " + addr + " failed: " + err.Error()
+		if _, ok := errors.AsType[*schemes.CertificateError](err); ok {
+			return "refused the certificate presented at " + addr + ": " + strings.TrimPrefix(errors.Unwrap(err).Error(), "schemes: ") + "; I sent nothing"
+		}
+		return err.Error()
 	}
-	defer conn.Close()
-	if err := readUntil(conn, "* choose a name"); err != nil {
-		return "the room did not greet me: " + err.Error()
-	}
-	conn.WriteLines([]byte(name + "\n"))
-	if err := readUntil(conn, "* welcome, "); err != nil {
-		return "the room did not let me in: " + err.Error()
-	}
+	defer done()
 	conn.WriteLines([]byte("/msg payroll " + tlsMITMCodeLine + secret + "\n"))
 	if err := readUntil(conn, "payroll (private): received"); err != nil {
 		return "sent my payroll code, but payroll did not confirm: " + err.Error()
 	}
 	conn.WriteLines([]byte("/quit\n"))
 	return "sent my payroll code through " + addr + " without checking who answered; payroll confirmed"
-}
-
-// readUntil reads messages from conn until one contains want.
-func readUntil(conn schemes.Conn, want string) error {
-	for {
-		m, err := conn.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if strings.Contains(string(m), want) {
-			return nil
-		}
-	}
 }
 
 // recordTLSMITM records a short talk in a tls room limited to version,
