@@ -465,16 +465,20 @@ func AppendSanitized(b *bytes.Buffer, s []byte) {
 // clean reports whether s is UTF-8 without control characters, without
 // allocating.
 func clean(s []byte) bool {
+	ascii := true
 	for i, c := range s {
 		if c < 0x20 || c == 0x7f {
 			return false
 		}
-		// C1 controls U+0080-U+009F are encoded as 0xC2 0x80-0x9F.
-		if c == 0xc2 && i+1 < len(s) && s[i+1] < 0xa0 {
-			return false
+		if c >= 0x80 {
+			ascii = false
+			// C1 controls U+0080-U+009F are encoded as 0xC2 0x80-0x9F.
+			if c == 0xc2 && i+1 < len(s) && s[i+1] < 0xa0 {
+				return false
+			}
 		}
 	}
-	return utf8.Valid(s)
+	return ascii || utf8.Valid(s)
 }
 
 func sanitizeString(s string) string {
