@@ -43,6 +43,8 @@ type member struct {
 	writerDone chan struct{}
 	spare      []byte
 
+	addr    string    // the remote host, for the per-address login limit
+	joined  time.Time // when Room.join added the member
 	err     error     // the protocol error that ended the read loop, if any; owned by it
 	before  []*member // who was in the room when this member joined; set by Room.join
 	scratch bytes.Buffer
@@ -98,6 +100,17 @@ func (m *member) enqueue(line []byte) {
 	if wasEmpty {
 		m.signal()
 	}
+}
+
+// prepend puts lines in front of what is queued. It is for the welcome,
+// before the write loop starts.
+func (m *member) prepend(lines []byte) {
+	m.mu.Lock()
+	if !m.closing {
+		m.out = append(lines, m.out...)
+	}
+	m.mu.Unlock()
+	m.signal()
 }
 
 // finish queues last, if any, as the final line, stops queueing, lets the
@@ -208,6 +221,16 @@ func (m *member) readName() (string, error) {
 		if msg := checkName(name); msg != "" {
 			m.conn.WriteLines(errorLine(msg + "; try another name"))
 			continue
+		}
+		if m.room.cfg.Accounts != nil {
+			// One login attempt per connection: a failure closes it.
+			if m.room.lookup(name) != nil {
+				m.conn.WriteLines(errorLine(fmt.Sprintf("%s is already in the room", name)))
+				return "", errNameTaken
+			}
+			if err := m.login(name); err != nil {
+				return "", err
+			}
 		}
 		switch err := m.room.join(m, name); {
 		case errors.Is(err, errNameTaken):
@@ -331,6 +354,13 @@ func (m *member) handle(line []byte) (quit bool) {
 	m.scratch.WriteString(": ")
 	AppendSanitized(&m.scratch, line)
 	m.scratch.WriteByte('\n')
+	if m.room.cfg.History != nil {
+		m.room.histGate.RLock()
+		m.record(time.Now(), line)
+		m.room.broadcast(m, m.scratch.Bytes())
+		m.room.histGate.RUnlock()
+		return false
+	}
 	m.room.broadcast(m, m.scratch.Bytes())
 	return false
 }
@@ -357,6 +387,8 @@ func (m *member) command(line string) (quit, ok bool) {
 		m.nick(arg)
 	case "/msg":
 		m.private(arg)
+	case "/history":
+		m.historyCommand(arg)
 	default:
 		if cmd[0] == '.' {
 			return false, false
@@ -372,6 +404,7 @@ var helpText = []string{
 	"  /msg NAME TEXT         a private message to NAME",
 	"  /nick NEW              change your name",
 	"  /whoami                your name, the scheme and your verified identity",
+	"  /history [N]           the last N messages (20), in rooms that keep history",
 	"  /quit (.exit, .quit)   leave the room",
 	"  /help                  this list",
 }
@@ -382,8 +415,13 @@ func (m *member) whoami() string {
 	if p.Detail != "" {
 		s += " (" + p.Detail + ")"
 	}
-	if p.Identity != "" {
+	switch {
+	case p.Identity != "" && m.room.cfg.Accounts != nil:
+		return s + "; identity verified by client certificate (" + p.Identity + ") and by password"
+	case p.Identity != "":
 		return s + "; identity verified by client certificate: " + p.Identity
+	case m.room.cfg.Accounts != nil:
+		return s + "; identity verified by password (your account " + m.name + ")"
 	}
 	return s + "; identity not verified: names in this room are self-asserted"
 }
@@ -391,6 +429,10 @@ func (m *member) whoami() string {
 func (m *member) nick(name string) {
 	if m.conn.Peer().Identity != "" {
 		m.enqueue(errorLine("your name is bound to your client certificate; /nick is not available on " + m.room.props.Name))
+		return
+	}
+	if m.room.cfg.Accounts != nil {
+		m.enqueue(errorLine("your name is your account's; /nick is not available in a room with logins"))
 		return
 	}
 	if msg := checkName(name); msg != "" {

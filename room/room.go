@@ -13,7 +13,7 @@
 // per-member token bucket that paces a flooding member by reading it more
 // slowly (nothing it sent is dropped), and the outbound queue bound.
 //
-// Lock order: Room.mu before member.mu. Functions that need a lock held end
+// Lock order: Room.histGate before Room.mu before member.mu. Functions that need a lock held end
 // in Locked.
 package room
 
@@ -46,6 +46,20 @@ type Config struct {
 	WriteTimeout     time.Duration // one write to a member, default 10s
 	MaxQueue         int           // bytes queued for one member before it is "too slow", default 4 MiB
 
+	// Accounts, when set, makes members log in: after the name, the room
+	// asks for the account's password. Names are then bound to accounts
+	// (no /nick), and members whose account is deleted are disconnected
+	// within AccountCheck (default 2s).
+	Accounts     Accounts
+	LoginLimits  LoginLimits
+	AccountCheck time.Duration
+
+	// History, when set, stores every chat line; a member who joins is
+	// shown the last HistoryReplay of them (default 20, negative none)
+	// and /history N shows more.
+	History       History
+	HistoryReplay int
+
 	Logger *slog.Logger // default discards
 }
 
@@ -72,6 +86,7 @@ const (
 	ReasonTooSlow
 	ReasonShutdown
 	ReasonProtocolError
+	ReasonAccountDeleted
 )
 
 func (r CloseReason) String() string {
@@ -86,6 +101,8 @@ func (r CloseReason) String() string {
 		return "kicked by shutdown"
 	case ReasonProtocolError:
 		return "protocol error"
+	case ReasonAccountDeleted:
+		return "account deleted"
 	}
 	return "unknown"
 }
@@ -107,7 +124,19 @@ type Room struct {
 	// broadcast takes no room lock.
 	members atomic.Pointer[[]*member]
 
-	wg     sync.WaitGroup // every connection's goroutines
+	limiter    *limiter  // failed logins, when cfg.Accounts is set
+	watchStart sync.Once // the account watch starts with the first Serve
+
+	// histGate orders chat lines and joins when the room keeps history: a
+	// line is stamped, stored and broadcast under its read lock, and a
+	// member joins under its write lock. So each line either reached the
+	// member's history replay (stamped before it joined) or reaches the
+	// member live (stamped after), never both or neither.
+	histGate sync.RWMutex
+	histMu   sync.Mutex
+	histErr  string // the last history failure logged; guarded by histMu
+
+	wg     sync.WaitGroup // every connection's goroutines, and the account watch
 	done   chan struct{}  // closed by Shutdown
 	ctx    context.Context
 	cancel context.CancelFunc // cancels ctx in Shutdown
@@ -145,6 +174,12 @@ func New(cfg Config) (*Room, error) {
 	if cfg.MaxQueue < 2*cfg.MaxLine+256 {
 		cfg.MaxQueue = 2*cfg.MaxLine + 256
 	}
+	if cfg.AccountCheck <= 0 {
+		cfg.AccountCheck = DefaultAccountCheck
+	}
+	if cfg.HistoryReplay == 0 {
+		cfg.HistoryReplay = DefaultHistoryReplay
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,6 +190,7 @@ func New(cfg Config) (*Room, error) {
 		names:     map[string]*member{},
 		listeners: map[net.Listener]struct{}{},
 		done:      make(chan struct{}),
+		limiter:   newLimiter(cfg.LoginLimits),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.members.Store(&[]*member{})
@@ -192,6 +228,12 @@ func (r *Room) Serve(l net.Listener) error {
 	}
 	r.listeners[l] = struct{}{}
 	r.wg.Add(1)
+	if r.cfg.Accounts != nil {
+		r.watchStart.Do(func() {
+			r.wg.Add(1)
+			go r.watchAccounts()
+		})
+	}
 	r.mu.Unlock()
 	defer r.wg.Done()
 
@@ -286,6 +328,7 @@ func (r *Room) serveConn(c net.Conn) {
 	}
 
 	m := newMember(r, sc)
+	m.addr = hostOf(c.RemoteAddr())
 
 	if !r.admit() {
 		sc.WriteLines(errorLine(fmt.Sprintf("room is full (%d members); try again later", r.cfg.MaxMembers)))
@@ -307,7 +350,9 @@ func (r *Room) serveConn(c net.Conn) {
 	}
 	name, err := m.readName()
 	if err != nil {
-		log.Info("no name", "err", err)
+		if !errors.Is(err, errLoginFailed) { // login logged its own line
+			log.Info("no name", "err", err)
+		}
 		sc.Close()
 		return
 	}
@@ -351,6 +396,14 @@ func (r *Room) greeting() []byte {
 
 // run is the member's life in the room: join, read loop, leave.
 func (r *Room) run(m *member, name string, log *slog.Logger) {
+	// The welcome, then the history, go before whatever was broadcast since
+	// m joined: the write loop is not running yet.
+	members := r.sortedNames(append(slices.Clip(m.before), m)) // m.before is a shared snapshot
+	first := noticeLine(fmt.Sprintf("welcome, %s. members: %s. type /help for commands", name, strings.Join(members, ", ")))
+	if r.cfg.History != nil && r.cfg.HistoryReplay > 0 {
+		first = append(first, m.historyLines(r.cfg.HistoryReplay, m.joined)...)
+	}
+	m.prepend(first)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -359,8 +412,6 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 
 	// Those who were in the room when m joined hear of it; anyone who joined
 	// since found m in their welcome's member list instead.
-	members := r.sortedNames(append(slices.Clip(m.before), m)) // m.before is a shared snapshot
-	m.enqueue(noticeLine(fmt.Sprintf("welcome, %s. members: %s. type /help for commands", name, strings.Join(members, ", "))))
 	notice := noticeLine(fmt.Sprintf("%s joined (%d members)", name, len(members)))
 	for _, o := range m.before {
 		o.enqueue(notice)
@@ -383,6 +434,10 @@ func (r *Room) run(m *member, name string, log *slog.Logger) {
 // join adds m under name unless the name is taken or the room is closing.
 func (r *Room) join(m *member, name string) error {
 	key := strings.ToLower(name)
+	if r.cfg.History != nil {
+		r.histGate.Lock() // before r.mu; see histGate
+		defer r.histGate.Unlock()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
@@ -396,6 +451,7 @@ func (r *Room) join(m *member, name string) error {
 	m.setNameLocked(name)
 	m.before = *r.members.Load()
 	r.snapshotLocked()
+	m.joined = time.Now()
 	return nil
 }
 
