@@ -9,7 +9,9 @@
 // source reads them from the kernel); decoding is done by gopacket's layers,
 // streams come from gopacket's reassembly, and each scheme's dissector is its
 // own file (dissect_plain.go, dissect_xor.go, dissect_aes.go,
-// dissect_tls.go, dissect_unknown.go).
+// dissect_tls.go, dissect_unknown.go). Whichever dissector recovers a
+// room's login exchange (the server's password prompt and the client's
+// answer), Read reports it as a credential event (credentials.go).
 //
 // pcapng files are written with a Decryption Secrets Block (pcapng §4.7,
 // block type 0x0000000A, secrets type 'TLSK') ahead of the first packet

@@ -15,6 +15,10 @@ const (
 	EventHandshake = "handshake" // what a scheme's handshake revealed
 	EventMessage   = "message"   // one message (or record) on the wire
 	EventNote      = "note"      // anything else worth telling: gaps, errors, hints
+
+	// EventCredential is a login read off the wire: a room with logins
+	// asked for a password, and the client's answer could be read.
+	EventCredential = "credential"
 )
 
 // Directions: who sent the bytes of an event.
@@ -78,6 +82,10 @@ type Event struct {
 	ClientNonce     string        `json:"client_nonce,omitempty"` // hex
 	ServerNonce     string        `json:"server_nonce,omitempty"` // hex
 
+	// Credential fields.
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+
 	// Wire holds the message's bytes on the wire, for --hex.
 	Wire []byte `json:"-"`
 }
@@ -102,6 +110,8 @@ func WriteText(w io.Writer, e Event, hex bool) error {
 		case EventNote:
 			b.WriteString("note: ")
 			b.WriteString(e.Text)
+		case EventCredential:
+			fmt.Fprintf(&b, "CREDENTIAL FOUND: user %s password %s (%s)", quote(e.User), quote(e.Password), e.Text)
 		case EventMessage:
 			fmt.Fprintf(&b, "%5d B ", e.WireBytes)
 			if e.Record != "" {

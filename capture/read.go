@@ -135,6 +135,7 @@ type reader struct {
 	ip6 layers.IPv6
 	tcp layers.TCP
 
+	logins    map[int]string // stream id -> the name a login prompt asked for
 	nextID    int
 	lastFlush time.Time
 	lastTime  time.Time
@@ -171,6 +172,9 @@ func (rd *reader) send(e Event) {
 		return
 	}
 	rd.err = rd.emit(e)
+	if c, ok := rd.watchLogin(e); ok && rd.err == nil {
+		rd.err = rd.emit(c)
+	}
 }
 
 // asmContext carries a packet's capture info through the assembler. The
