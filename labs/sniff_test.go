@@ -3,6 +3,7 @@ package labs
 import (
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/parley-edu/parley/capture"
@@ -42,10 +43,33 @@ func findAfter(t *testing.T, texts []string, marker string) string {
 
 func TestSniffPlainSolved(t *testing.T) {
 	_, dir := startLab(t, "sniff-plain", "student1")
-	texts := recovered(t, filepath.Join(dir, "sniff-plain.pcapng"), capture.ReadOptions{})
-	answer := findAfter(t, texts, "the vault code is")
-	if !codeRE.MatchString(answer) {
-		t.Fatalf("recovered %q, which does not look like a code", answer)
+	path := filepath.Join(dir, "sniff-plain.pcapng")
+	texts := recovered(t, path, capture.ReadOptions{})
+	vault := findAfter(t, texts, "the vault code is")
+	if !codeRE.MatchString(vault) {
+		t.Fatalf("recovered %q, which does not look like a code", vault)
 	}
+	// Eve's view reports every login as a found credential.
+	evs, err := capture.ReadFile(path, capture.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{}
+	for _, e := range evs {
+		if e.Type == capture.EventCredential {
+			creds[e.User] = e.Password
+		}
+	}
+	if len(creds) != 3 || !codeRE.MatchString(creds["alice"]) {
+		t.Fatalf("credentials found: %q, want alice's, bob's and carol's", creds)
+	}
+	answer := vault + " " + creds["alice"]
 	wantSolved(t, "sniff-plain", "student1", answer)
+
+	for _, half := range []string{vault, creds["alice"], vault + " " + creds["bob"], "wrong-code-0000 " + creds["alice"]} {
+		r := checkAnswer(t, "sniff-plain", "student1", half)
+		if r.Correct || strings.Contains(r.Message, creds["alice"]) && !strings.Contains(half, creds["alice"]) {
+			t.Errorf("answer %q: correct=%v, message %q", half, r.Correct, r.Message)
+		}
+	}
 }

@@ -38,6 +38,8 @@ type Client struct {
 	// Greeting holds the room's lines before the welcome, the welcome
 	// included.
 	Greeting []string
+
+	password string // sent when the room asks for one
 }
 
 // Connect dials the scenario's address and runs the scheme's client
@@ -73,7 +75,7 @@ func (s *Scenario) JoinClient(name string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{Name: name, Conn: c, Raw: raw, Handshake: took}
+	cl := &Client{Name: name, Conn: c, Raw: raw, Handshake: took, password: s.opts.Passwords[name]}
 	if err := cl.join(s.opts.Timeout); err != nil {
 		c.Close()
 		return nil, err
@@ -101,6 +103,13 @@ func (cl *Client) join(timeout time.Duration) error {
 				return fmt.Errorf("scenario: joining as %s: %w", cl.Name, err)
 			}
 			sent = true
+		case strings.HasPrefix(text, "* password for ") && sent:
+			cl.Conn.SetWriteDeadline(time.Now().Add(timeout))
+			err := cl.Conn.WriteLines([]byte(cl.password + "\n"))
+			cl.Conn.SetWriteDeadline(time.Time{})
+			if err != nil {
+				return fmt.Errorf("scenario: logging in as %s: %w", cl.Name, err)
+			}
 		case strings.HasPrefix(text, "* welcome, "):
 			return nil
 		case strings.HasPrefix(text, "! "):

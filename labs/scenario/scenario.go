@@ -76,6 +76,13 @@ type Options struct {
 	// oracle, a smaller message limit.
 	Configure func(cfg *schemes.Config, server bool)
 
+	// Passwords, when set, makes the room ask for a password after the
+	// name (room.Config.Accounts): these are its accounts, name to
+	// password, and each bot logs in with its own.
+	Passwords map[string]string
+	// History, when set, keeps the room's chat lines (room.Config.History).
+	History room.History
+
 	// Rate and Burst are the room's per-member rate limit (room.Config);
 	// zero takes the room's defaults and a negative Rate disables it.
 	Rate  float64
@@ -157,14 +164,19 @@ func Start(ctx context.Context, opts Options) (s *Scenario, err error) {
 	if err != nil {
 		return s, fmt.Errorf("scenario: %w", err)
 	}
-	s.room, err = room.New(room.Config{
+	rcfg := room.Config{
 		Name:             opts.RoomName,
 		Scheme:           s.server,
 		Rate:             opts.Rate,
 		Burst:            opts.Burst,
 		HandshakeTimeout: opts.Timeout,
+		History:          opts.History,
 		Logger:           opts.Logger,
-	})
+	}
+	if opts.Passwords != nil {
+		rcfg.Accounts = passwords(opts.Passwords)
+	}
+	s.room, err = room.New(rcfg)
 	if err != nil {
 		return s, fmt.Errorf("scenario: %w", err)
 	}
