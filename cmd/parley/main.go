@@ -41,6 +41,7 @@ func commands() []*cli.Command {
 		demoCommand(),
 		benchCommand(),
 		schemesCommand(), keysCommand(), certsCommand(),
+		usersCommand(),
 		versionCommand(),
 		captureCommand(),
 		labsCommand(),
