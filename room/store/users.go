@@ -369,7 +369,8 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 // A successful check of a hash made with weaker parameters than the
 // current ones stores a new hash of the same password with the current
 // parameters; failing to store it is not an error (the next login tries
-// again). The error is non-nil only when the database or the stored hash
+// again). Until then such an account costs what its own parameters cost,
+// which tells it apart from an unknown name by timing. The error is non-nil only when the database or the stored hash
 // cannot be read, or ctx ends while waiting for a hashing slot.
 func (db *DB) Verify(ctx context.Context, name string, password []byte) (bool, error) {
 	if checkPassword(password) != nil {
