@@ -84,9 +84,9 @@ func WireSummary(scheme string) string {
 	case "plain":
 		return "an eavesdropper reads everything: every line crosses as it is"
 	case "xor":
-		return "an eavesdropper reads everything once she reads the key byte sent in the clear"
+		return "an eavesdropper reads everything, with the key byte sent in the clear"
 	case "aes-cbc":
-		return "an eavesdropper sees lengths and timing only, but can flip bits unnoticed: no tag"
+		return "an eavesdropper sees only lengths and timing, but can flip bits: no tag"
 	case "aes-cbc-hmac":
 		return "an eavesdropper sees lengths (to 16 bytes) and timing only"
 	case "tls", "mtls":

@@ -16,6 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/parley-edu/parley/capture"
+	"github.com/parley-edu/parley/cmd/parley/internal/tui"
 	"github.com/parley-edu/parley/room"
 	"github.com/parley-edu/parley/schemes"
 )
@@ -25,12 +27,17 @@ func joinCommand() *cli.Command {
 		&cli.StringFlag{Name: "server", Value: "127.0.0.1:5050", Usage: "the room's address"},
 		&cli.StringFlag{Name: "name", Usage: "your name in the room (1-32 letters, digits, _ - .)"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "time allowed to connect, handshake and join"},
+		&cli.StringFlag{Name: "password-file", Usage: "for a room that asks for a password: the file whose first line is it (or set " + passwordEnv + ")"},
+		&cli.BoolFlag{Name: "tui", Usage: "the full-screen interface with the wire pane (the default on a terminal)"},
+		&cli.BoolFlag{Name: "plain-ui", Usage: "the line-by-line interface, even on a terminal"},
 	}
 	return &cli.Command{
 		Name:  "join",
 		Usage: "join a chat room",
-		Description: "On a terminal, type lines to chat; /help lists the commands and /quit leaves.\n" +
-			"With stdin piped, every line is sent, then /quit at the end:\n" +
+		Description: "On a terminal, join opens a full-screen interface: the conversation, the members, and a\n" +
+			"wire pane (F2) with the exact bytes of the last message each way and what an eavesdropper\n" +
+			"gets from them. /help lists the room's commands and /quit (or Ctrl-C) leaves.\n" +
+			"--plain-ui keeps to lines. With stdin piped, every line is sent, then /quit at the end:\n" +
 			"  echo hello | parley join --name alice",
 		Flags:  append(flags, schemeFlags(false)...),
 		Action: joinAction,
@@ -41,9 +48,13 @@ func joinCommand() *cli.Command {
 type joinSession struct {
 	c        *cli.Context
 	addr     string
+	sch      schemes.Scheme
 	conn     schemes.Conn
 	out      io.Writer // server lines go here, one write per line
-	greeting string
+	password string    // from --password-file or $PARLEY_PASSWORD
+	// askPassword asks for the password without echo; nil when there is no
+	// terminal to ask on.
+	askPassword func(prompt string) (string, error)
 }
 
 func joinAction(c *cli.Context) error {
@@ -58,9 +69,19 @@ func joinAction(c *cli.Context) error {
 		return misuse("--timeout must be positive, e.g. 10s")
 	}
 	interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) && c.App.Writer == os.Stdout
+	switch {
+	case c.Bool("tui") && c.Bool("plain-ui"):
+		return misuse("--tui and --plain-ui exclude each other", "choose one of them")
+	case c.Bool("tui") && !interactive:
+		return misuse("--tui needs a terminal on stdin and stdout", "drop --tui: with stdin piped, join sends every line it reads")
+	}
 	name := c.String("name")
 	if name == "" && !interactive {
 		return misuse("join needs --name when stdin is not a terminal", "add --name NAME")
+	}
+	password, err := passwordFromFlags(c)
+	if err != nil {
+		return err
 	}
 	sch, err := schemeFromFlags(c, false, addr)
 	if err != nil {
@@ -69,29 +90,87 @@ func joinAction(c *cli.Context) error {
 	if p := sch.Properties(); p.Insecure {
 		fmt.Fprintf(c.App.ErrWriter, "parley: warning: %s\n", p.Warning)
 	}
-	s := &joinSession{c: c, addr: addr, out: c.App.Writer}
-	if err := s.connect(sch); err != nil {
+	s := &joinSession{c: c, addr: addr, sch: sch, out: c.App.Writer, password: password}
+	if interactive && !c.Bool("plain-ui") {
+		return s.tui(name)
+	}
+	greeting, err := s.connect(nil)
+	if err != nil {
 		return err
 	}
 	defer s.conn.Close()
+	for _, g := range greeting {
+		s.println(g)
+	}
 	if interactive {
 		return s.interactive(name)
+	}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		s.askPassword = func(prompt string) (string, error) {
+			fmt.Fprint(c.App.ErrWriter, prompt)
+			defer fmt.Fprintln(c.App.ErrWriter)
+			pw, err := term.ReadPassword(fd)
+			return string(pw), err
+		}
 	}
 	return s.piped(name, os.Stdin)
 }
 
-// connect dials, runs the scheme's handshake and reads the greeting.
-func (s *joinSession) connect(sch schemes.Scheme) error {
+// passwordEnv names the environment variable that holds the password.
+const passwordEnv = "PARLEY_PASSWORD"
+
+// maxPassword bounds a password, as the room does.
+const maxPassword = 1024
+
+// passwordFromFlags returns the password from --password-file (its first
+// line) or $PARLEY_PASSWORD, or "" when neither is given.
+func passwordFromFlags(c *cli.Context) (string, error) {
+	from := "$" + passwordEnv
+	pw := os.Getenv(passwordEnv)
+	if f := c.String("password-file"); f != "" {
+		if err := checkInputFile("password-file", f); err != nil {
+			return "", err
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", fail(fmt.Errorf("--password-file: cannot read %s: %w", f, err))
+		}
+		first, _, _ := strings.Cut(string(data), "\n")
+		from, pw = "--password-file "+f, strings.TrimSuffix(first, "\r")
+		if pw == "" {
+			return "", fail(fmt.Errorf("%s: the first line is empty", from), "write the password on the file's first line")
+		}
+	}
+	if err := checkPassword(pw); err != nil {
+		return "", fail(fmt.Errorf("%s: %w", from, err))
+	}
+	return pw, nil
+}
+
+func checkPassword(pw string) error {
+	if len(pw) > maxPassword {
+		return fmt.Errorf("the password is %d bytes long; the room takes at most %d", len(pw), maxPassword)
+	}
+	return nil
+}
+
+// connect dials, runs the scheme's handshake over the connection (wrapped
+// by wrap, if not nil) and reads the greeting, which it returns.
+func (s *joinSession) connect(wrap func(net.Conn) net.Conn) ([]string, error) {
 	timeout := s.c.Duration("timeout")
 	nc, err := net.DialTimeout("tcp", s.addr, timeout)
 	if err != nil {
-		return dialError(s.addr, err)
+		return nil, dialError(s.addr, err)
 	}
 	nc.SetDeadline(time.Now().Add(timeout))
-	conn, err := sch.Client(nc)
+	var under net.Conn = nc
+	if wrap != nil {
+		under = wrap(nc)
+	}
+	conn, err := s.sch.Client(under)
 	if err != nil {
 		nc.Close()
-		return handshakeError(s.addr, sch.Name(), err)
+		return nil, handshakeError(s.addr, s.sch.Name(), err)
 	}
 	s.conn = conn
 	// The greeting: "* parley room NAME (scheme S)", perhaps a warning,
@@ -102,40 +181,37 @@ func (s *joinSession) connect(sch schemes.Scheme) error {
 		var se *schemes.SignatureError
 		if errors.As(err, &se) {
 			conn.Close()
-			return fail(fmt.Errorf("the room's greeting failed its signature check (%w), so our signing key is not the one the room derives for our certificate's name", err),
+			return nil, fail(fmt.Errorf("the room's greeting failed its signature check (%w), so our signing key is not the one the room derives for our certificate's name", err),
 				"use the NAME.sigkey issued with your certificate (--sigkey), or ask for a new one with 'parley certs issue client NAME'")
 		}
 		if err != nil {
 			conn.Close()
 			if len(greeting) == 0 {
-				return fail(fmt.Errorf("the server at %s closed the connection without a greeting: %w", s.addr, err),
+				return nil, fail(fmt.Errorf("the server at %s closed the connection without a greeting: %w", s.addr, err),
 					"it may not be a parley room, or it may use another scheme: check --server and --scheme")
 			}
-			return fail(fmt.Errorf("the server at %s closed the connection during the greeting: %w", s.addr, err))
+			return nil, fail(fmt.Errorf("the server at %s closed the connection during the greeting: %w", s.addr, err))
 		}
 		text := string(line)
 		if len(greeting) == 0 && !strings.HasPrefix(text, "* parley room ") {
 			conn.Close()
-			return fail(fmt.Errorf("the server at %s is not a parley room (it said %q)", s.addr, preview(text)),
+			return nil, fail(fmt.Errorf("the server at %s is not a parley room (it said %q)", s.addr, preview(text)),
 				"check --server and --scheme")
 		}
 		greeting = append(greeting, text)
 		if strings.HasPrefix(text, "! ") {
 			conn.Close()
-			return fail(fmt.Errorf("the room refused us: %s", strings.TrimPrefix(text, "! ")))
+			return nil, fail(fmt.Errorf("the room refused us: %s", strings.TrimPrefix(text, "! ")))
 		}
 		if strings.HasPrefix(text, "* choose a name") {
-			break
+			return greeting, nil
 		}
 	}
-	for _, g := range greeting {
-		s.println(g)
-	}
-	return nil
 }
 
-// sendName sends name and reads the room's answer. It returns the error
-// line when the name was refused.
+// sendName sends name and reads the room's answer, giving the password
+// when the room asks for one (see askPassword). It returns the error line
+// when the name was refused.
 func (s *joinSession) sendName(name string) (refused string, err error) {
 	if err := s.conn.WriteLines([]byte(name + "\n")); err != nil {
 		return "", fail(fmt.Errorf("connection to %s lost while joining: %w", s.addr, err))
@@ -152,10 +228,92 @@ func (s *joinSession) sendName(name string) (refused string, err error) {
 			s.conn.SetReadDeadline(time.Time{})
 			s.conn.SetWriteDeadline(time.Time{})
 			return "", nil
+		case strings.HasPrefix(text, "! login failed"):
+			return "", loginRefused(text)
 		case strings.HasPrefix(text, "! "):
 			return strings.TrimPrefix(text, "! "), nil
+		case strings.HasPrefix(text, "* password for "):
+			if err := s.sendPassword(name); err != nil {
+				return "", err
+			}
 		}
 	}
+}
+
+// sendPassword answers the room's request for a password: from
+// --password-file or $PARLEY_PASSWORD, else asked without echo on the
+// terminal. It never prints the password.
+func (s *joinSession) sendPassword(name string) error {
+	pw := s.password
+	if pw == "" {
+		if s.askPassword == nil {
+			return fail(fmt.Errorf("the room asks for %s's password and there is no terminal to ask on", name),
+				"use --password-file FILE or "+passwordEnv)
+		}
+		// The user may take longer than --timeout to type.
+		setDeadline(s.conn, time.Time{})
+		var err error
+		if pw, err = s.askPassword(fmt.Sprintf("password for %s: ", name)); err != nil {
+			return fail(fmt.Errorf("no password: %w", err))
+		}
+		if err := checkPassword(pw); err != nil {
+			return fail(err)
+		}
+		setDeadline(s.conn, time.Now().Add(s.c.Duration("timeout")))
+	}
+	if p := s.sch.Properties(); p.Insecure {
+		fmt.Fprintf(s.c.App.ErrWriter, "parley: warning: %s is insecure: the password crosses the wire readable by anyone watching\n", p.Name)
+	}
+	if err := s.conn.WriteLines([]byte(pw + "\n")); err != nil {
+		return fail(fmt.Errorf("connection to %s lost while logging in: %w", s.addr, err))
+	}
+	return nil
+}
+
+func setDeadline(c schemes.Conn, t time.Time) {
+	c.SetReadDeadline(t)
+	c.SetWriteDeadline(t)
+}
+
+// loginRefused reports the room's "! login failed..." line.
+func loginRefused(line string) error {
+	return fail(fmt.Errorf("the room refused the login: %s", strings.TrimPrefix(line, "! ")),
+		"check the password (--password-file FILE or "+passwordEnv+"), or ask the room's host for an account")
+}
+
+// tui runs the full-screen client.
+func (s *joinSession) tui(name string) error {
+	var wire *capture.WireConn
+	greeting, err := s.connect(func(nc net.Conn) net.Conn {
+		wire = capture.NewWireConn(nc, s.sch.Name())
+		return wire
+	})
+	if err != nil {
+		return err
+	}
+	// From here on the user sets the pace: typing a name or a password
+	// may take longer than --timeout.
+	setDeadline(s.conn, time.Time{})
+	err = tui.Run(tui.Config{
+		Conn:     s.conn,
+		Wire:     wire,
+		Scheme:   s.sch.Properties(),
+		Greeting: greeting,
+		Name:     name,
+		Password: s.password,
+		NoColor:  os.Getenv("NO_COLOR") != "",
+	})
+	var ce *tui.ClosedError
+	var le *tui.LoginError
+	switch {
+	case errors.As(err, &le):
+		return loginRefused(le.Line)
+	case errors.As(err, &ce):
+		return s.ended(ce.Last, ce.Err)
+	case err != nil:
+		return fail(err, "use --plain-ui for the line-by-line interface")
+	}
+	return nil
 }
 
 // piped sends every line of in, then /quit, and prints what the room sends
@@ -234,23 +392,27 @@ func (s *joinSession) receive(print func(string)) error {
 				print("! [UNVERIFIED] " + se.Line)
 				continue
 			}
-			if strings.HasPrefix(last, "* bye, ") {
-				return nil
-			}
-			if last == "* server shutting down" {
-				return fail(errors.New("the room shut down"))
-			}
-			if strings.HasPrefix(last, "! closing your connection: ") {
-				return fail(fmt.Errorf("the room closed the connection: %s", strings.TrimPrefix(last, "! closing your connection: ")))
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fail(fmt.Errorf("the server at %s closed the connection", s.addr))
-			}
-			return fail(fmt.Errorf("connection to %s lost: %w", s.addr, err))
+			return s.ended(last, err)
 		}
 		last = string(line)
 		print(last)
 	}
+}
+
+// ended explains the end of the connection from the room's last line and
+// the error that ended reading; it returns nil when the room said goodbye.
+func (s *joinSession) ended(last string, err error) error {
+	switch {
+	case strings.HasPrefix(last, "* bye, "):
+		return nil
+	case last == "* server shutting down":
+		return fail(errors.New("the room shut down"))
+	case strings.HasPrefix(last, "! closing your connection: "):
+		return fail(fmt.Errorf("the room closed the connection: %s", strings.TrimPrefix(last, "! closing your connection: ")))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fail(fmt.Errorf("the server at %s closed the connection", s.addr))
+	}
+	return fail(fmt.Errorf("connection to %s lost: %w", s.addr, err))
 }
 
 // nonFatal reports (and prints) a write error after which the connection
@@ -297,6 +459,7 @@ func (s *joinSession) interactive(name string) error {
 		t.SetSize(w, h)
 	}
 	s.out = t
+	s.askPassword = t.ReadPassword
 
 	for {
 		if name == "" {
