@@ -16,12 +16,14 @@ import (
 func keysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",
-		Usage: "make pre-shared keys for the aes-cbc-hmac and aes-cbc schemes",
+		Usage: "make keys: pre-shared keys for aes-cbc-hmac and aes-cbc, history keys for serve --history",
 		Subcommands: []*cli.Command{{
 			Name:  "gen",
 			Usage: "write a new random 32-byte pre-shared key (base64, file mode 0600)",
-			Description: "Give the same file to 'parley serve --psk FILE' and to every\n" +
-				"'parley join --psk FILE'. Anyone who holds it can read the room.",
+			Description: "As a pre-shared key: give the same file to 'parley serve --psk FILE' and to every\n" +
+				"'parley join --psk FILE'. Anyone who holds it can read the room.\n" +
+				"As a history key: 'parley serve --history --history-key FILE' seals the stored\n" +
+				"messages with it. Without it the history cannot be read.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "key file to write"},
 				&cli.BoolFlag{Name: "force", Usage: "overwrite an existing file"},
@@ -39,37 +41,47 @@ func keysGen(c *cli.Context) error {
 	if err := checkOutputFile("out", path); err != nil {
 		return err
 	}
-	key, err := schemes.GeneratePSK()
-	if err != nil {
-		return fail(err)
-	}
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if c.Bool("force") {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o600)
+	err := writeNewKey(path, c.Bool("force"))
 	if errors.Is(err, fs.ErrExist) {
 		return fail(fmt.Errorf("%s already exists; not overwriting a key that others may share", path),
 			"add --force to replace it (everyone then needs the new file), or choose another --out")
 	}
 	if err != nil {
-		return fail(fmt.Errorf("cannot create %s: %w", path, err))
-	}
-	// An existing file keeps its mode under O_TRUNC: make it private.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fail(fmt.Errorf("cannot make %s private (mode 0600): %w", path, err))
-	}
-	if _, err := f.Write(key); err != nil {
-		f.Close()
-		return fail(fmt.Errorf("cannot write %s: %w", path, err))
-	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("cannot write %s: %w", path, err))
+		return fail(err)
 	}
 	abs, _ := filepath.Abs(path)
 	fmt.Fprintf(c.App.ErrWriter, "parley: wrote a new pre-shared key to %s (mode 0600)\n", abs)
 	fmt.Fprintf(c.App.ErrWriter, "parley: next: parley serve --scheme aes-cbc-hmac --psk %s, and give the same file to every 'parley join'\n", path)
+	return nil
+}
+
+// writeNewKey writes a new random 32-byte key, base64, to path with mode
+// 0600. Without force, an existing file is an error wrapping fs.ErrExist.
+func writeNewKey(path string, force bool) error {
+	key, err := schemes.GeneratePSK()
+	if err != nil {
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	// An existing file keeps its mode under O_TRUNC: make it private.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot make %s private (mode 0600): %w", path, err)
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
 	return nil
 }
 

@@ -27,8 +27,10 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run a chat room",
 		Description: "Runs a room until Ctrl-C. Members join with 'parley join' (or nc, for plain).\n" +
-			"Example: parley serve --scheme plain --listen 127.0.0.1:5050",
-		Flags:  append(flags, schemeFlags(true)...),
+			"Example: parley serve --scheme plain --listen 127.0.0.1:5050\n" +
+			"With --auth, members log in with an account ('parley users add NAME');\n" +
+			"with --history, the room keeps its messages, sealed, and replays them to late joiners.",
+		Flags:  append(append(flags, schemeFlags(true)...), storeFlags()...),
 		Action: serve,
 	}
 }
@@ -59,7 +61,7 @@ func serve(c *cli.Context) error {
 	if rate == 0 {
 		rate = -1 // room.Config: negative turns the limit off
 	}
-	r, err := room.New(room.Config{
+	cfg := room.Config{
 		Name:             c.String("room"),
 		Scheme:           sch,
 		MaxMembers:       c.Int("max-clients"),
@@ -68,7 +70,21 @@ func serve(c *cli.Context) error {
 		Burst:            c.Int("burst"),
 		HandshakeTimeout: c.Duration("handshake-timeout"),
 		Logger:           log,
-	})
+	}
+	st, err := openRoomStore(c, cfg.Name, sch.Properties())
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		// After the room has shut down: every line it accepted is stored.
+		defer func() {
+			if err := st.Close(); err != nil {
+				log.Error("closing the database", "err", err)
+			}
+		}()
+		st.configure(&cfg)
+	}
+	r, err := room.New(cfg)
 	if err != nil {
 		return fail(err)
 	}
