@@ -82,6 +82,7 @@ func All() []*Lab {
 var order = []string{
 	"sniff-plain", "xor-key", "cbc-bitflip", "padding-oracle", "length-leak",
 	"tls-mitm", "mtls-identity", "length-extension", "passphrase-crack", "tls-decrypt",
+	"data-at-rest",
 }
 
 // Find returns the lab with the given id, or an error wrapping
