@@ -36,7 +36,7 @@ func (rd *reader) watchLogin(e Event) (Event, bool) {
 	c := e
 	c.Type = EventCredential
 	c.User, c.Password = name, lines[0]
-	c.Text = "the login of " + name + ", read by " + e.RecoveredBy
+	c.Text = ""
 	c.WireBytes, c.Plaintext, c.Record, c.Wire = 0, "", "", nil
 	c.IV, c.CiphertextBytes, c.TagBytes, c.PlaintextSize = "", 0, 0, ""
 	return c, true

@@ -111,7 +111,7 @@ func WriteText(w io.Writer, e Event, hex bool) error {
 			b.WriteString("note: ")
 			b.WriteString(e.Text)
 		case EventCredential:
-			fmt.Fprintf(&b, "CREDENTIAL FOUND: user %s password %s (%s)", quote(e.User), quote(e.Password), e.Text)
+			fmt.Fprintf(&b, "CREDENTIAL FOUND: user %s password %s [%s]", quote(e.User), quote(e.Password), e.RecoveredBy)
 		case EventMessage:
 			fmt.Fprintf(&b, "%5d B ", e.WireBytes)
 			if e.Record != "" {

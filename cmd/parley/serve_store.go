@@ -89,7 +89,11 @@ func openRoomStore(c *cli.Context, roomName string, props schemes.Properties) (*
 			return nil, fail(fmt.Errorf("%s holds no accounts, so nobody could log in", path),
 				"add one first: parley users add NAME")
 		}
-		fmt.Fprintf(w, "parley: logins on: %d accounts in %s\n", len(users), path)
+		accounts := "1 account"
+		if len(users) > 1 {
+			accounts = fmt.Sprintf("%d accounts", len(users))
+		}
+		fmt.Fprintf(w, "parley: logins on: %s in %s\n", accounts, path)
 		if props.Insecure {
 			fmt.Fprintf(w, "parley: warning: --auth over %s: passwords cross the wire where anyone capturing the traffic can read or tamper with them; use tls or mtls for real logins\n", props.Name)
 		}
