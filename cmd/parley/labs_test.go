@@ -114,3 +114,33 @@ func TestLabsStartLiveStopsOnInterrupt(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLabsDataAtRestThroughTheBinary solves data-at-rest as the handout
+// says: sqlite3 on the plaintext history, a count on the sealed one, then
+// labs check; and the sealed history refuses another key.
+func TestLabsDataAtRestThroughTheBinary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dar")
+	r := runParleyEnv(t, "", []string{e2eCourse}, "labs", "start", "data-at-rest", "--student", "s1", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("labs start: exit %d\n%s", r.code, r.stderr)
+	}
+	rows := sqlite3(t, filepath.Join(dir, "history-plain.db"), "SELECT time, sender, text FROM messages")
+	_, after, ok := strings.Cut(rows, "the safe code is ")
+	if !ok {
+		t.Fatalf("no safe code in the plaintext history:\n%s", rows)
+	}
+	safe, _, _ := strings.Cut(after, ",")
+	sealed := filepath.Join(dir, "history-sealed.db")
+	talker := strings.TrimSpace(sqlite3(t, sealed, "SELECT sender FROM messages GROUP BY sender ORDER BY count(*) DESC LIMIT 1"))
+
+	r = runParleyEnv(t, "", []string{e2eCourse}, "labs", "check", "data-at-rest", safe+" "+talker, "--student", "s1")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "correct: ") {
+		t.Errorf("labs check %q: exit %d\n%s%s", safe+" "+talker, r.code, r.stdout, r.stderr)
+	}
+	key := filepath.Join(t.TempDir(), "mine.key")
+	runParley(t, "", "keys", "gen", "--out", key)
+	r = runParley(t, "", "serve", "--listen", "127.0.0.1:0", "--history", "--db", sealed, "--history-key", key)
+	if r.code != 1 || !strings.Contains(r.stderr, "wrong history key") {
+		t.Errorf("serving the sealed history with another key: exit %d\n%s", r.code, r.stderr)
+	}
+}
