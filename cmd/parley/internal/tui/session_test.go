@@ -85,18 +85,22 @@ func TestSession(t *testing.T) {
 
 	var lines []lineMsg
 	var sent []sentMsg
+	collect := func(m tea.Msg) bool {
+		switch m := m.(type) {
+		case lineMsg:
+			lines = append(lines, m)
+		case sentMsg:
+			sent = append(sent, m)
+		case closedMsg:
+			return true
+		}
+		return false
+	}
 	timeout := time.After(20 * time.Second)
 	for done := false; !done; {
 		select {
 		case m := <-msgs:
-			switch m := m.(type) {
-			case lineMsg:
-				lines = append(lines, m)
-			case sentMsg:
-				sent = append(sent, m)
-			case closedMsg:
-				done = true
-			}
+			done = collect(m)
 		case <-timeout:
 			t.Fatal("the connection did not end")
 		}
@@ -109,6 +113,10 @@ func TestSession(t *testing.T) {
 	case <-ended:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session's goroutines did not end")
+	}
+	// The writer may report /quit after the reader reported the end.
+	for len(msgs) > 0 {
+		collect(<-msgs)
 	}
 
 	wantLines := []string{
