@@ -462,7 +462,7 @@ func labelAES(d *wireDir, u *WireUnit) {
 	off := schemes.RecordHeaderLen
 	u.Parts = append(u.Parts,
 		WirePart{Name: "IV", Off: off, Len: schemes.RecordIVLen, Note: "random, public"},
-		WirePart{Name: "ciphertext", Off: off + schemes.RecordIVLen, Len: ct, Note: fmt.Sprintf("AES-256-CBC, %d blocks", ct/16)})
+		WirePart{Name: "ciphertext", Off: off + schemes.RecordIVLen, Len: ct, Note: blocks(ct / 16)})
 	if mac {
 		u.Parts = append(u.Parts, WirePart{Name: "tag", Off: off + schemes.RecordIVLen + ct, Len: tag,
 			Note: fmt.Sprintf("HMAC-SHA256 over seq %d, length, IV, ciphertext", seq)})
@@ -480,8 +480,7 @@ func (w *WireConn) labelTLSLocked(d *wireDir, u *WireUnit) {
 		name = fmt.Sprintf("type %d", typ)
 	}
 	u.Kind = "TLS " + name + " record"
-	u.Parts = []WirePart{{Name: "header", Len: 5,
-		Note: fmt.Sprintf("%s, version field %02x %02x, %d bytes follow", name, u.Head[1], u.Head[2], n)}}
+	u.Parts = []WirePart{{Name: "header", Len: 5, Note: fmt.Sprintf("%s, %d bytes follow", name, n)}}
 	payload := u.Head[5:min(u.Size, len(u.Head))]
 	switch {
 	case typ == tlsChangeCipherSpec && w.tlsVer == tls.VersionTLS13:
@@ -548,6 +547,13 @@ func (w *WireConn) labelSealedLocked(u *WireUnit, n int) {
 		WirePart{Name: "ciphertext", Off: 5 + nonce, Len: ct, Note: note},
 		WirePart{Name: "tag", Off: 5 + nonce + ct, Len: tag, Note: "AEAD tag"})
 	u.Reveals = fmt.Sprintf("%d bytes of plaintext, so its length, and when; not its text", ct-inner)
+}
+
+func blocks(n int) string {
+	if n == 1 {
+		return "AES-256-CBC, 1 block"
+	}
+	return fmt.Sprintf("AES-256-CBC, %d blocks", n)
 }
 
 var handshakeNames = map[byte]string{

@@ -260,3 +260,60 @@ func TestJoinPlainUIOnTerminal(t *testing.T) {
 		t.Fatalf("join exited %d; stderr:\n%s", code, stderr)
 	}
 }
+
+var sgr = regexp.MustCompile(`\x1b\[([0-9;:]*)m`)
+
+// colours returns the colour parameters of the SGR sequences in s, as
+// 'tmux capture-pane -e' shows them (39 and 49, back to the default
+// colour, are not colours).
+func colours(s string) []string {
+	var found []string
+	for _, m := range sgr.FindAllStringSubmatch(s, -1) {
+		for _, p := range strings.FieldsFunc(m[1], func(r rune) bool { return r == ';' || r == ':' }) {
+			n, _ := strconv.Atoi(p)
+			if n >= 30 && n <= 48 && n != 39 || n >= 90 && n <= 107 {
+				found = append(found, p)
+			}
+		}
+	}
+	return found
+}
+
+// TestJoinTUITerminal checks the terminal side of the interface: no colour
+// with NO_COLOR and colour without, a resize, F2, and Ctrl-C leaving the
+// room with /quit and restoring the terminal.
+func TestJoinTUITerminal(t *testing.T) {
+	srv, room := startServe(t, "--scheme", "plain")
+
+	coloured := startTmux(t, 80, 24, []string{"NO_COLOR="}, "join", "--server", room, "--name", "bob")
+	coloured.waitScreen("bob>")
+	if got := colours(coloured.tmux("capture-pane", "-e", "-p", "-t", "join")); len(got) == 0 {
+		t.Error("no colour without NO_COLOR")
+	}
+
+	p := startTmux(t, 80, 24, nil, "join", "--server", room, "--name", "alice")
+	p.waitScreen("alice>")
+	if got := colours(p.tmux("capture-pane", "-e", "-p", "-t", "join")); len(got) != 0 {
+		t.Errorf("colours %v with NO_COLOR set", got)
+	}
+
+	p.tmux("resize-window", "-t", "join", "-x", "60", "-y", "20")
+	waitFor(t, 20*time.Second, "the interface to fit 60x20; the pane shows:\n"+p.screen(), func() bool {
+		rows := strings.Split(strings.TrimRight(p.screen(), "\n"), "\n")
+		return len(rows) == 20 && strings.HasPrefix(rows[19], "alice>") && strings.Contains(rows[0], "plain: INSECURE")
+	})
+	if !strings.Contains(p.screen(), "wire:") {
+		t.Fatalf("no wire pane at 60x20:\n%s", p.screen())
+	}
+	p.keys("F2")
+	waitFor(t, 20*time.Second, "F2 to hide the wire pane", func() bool { return !strings.Contains(p.screen(), "wire:") })
+
+	p.keys("C-c")
+	if code, stderr := p.exit(); code != 0 {
+		t.Fatalf("join exited %d after Ctrl-C; stderr:\n%s", code, stderr)
+	}
+	srv.waitStderr("name=alice reason=quit")
+	if s := p.screen(); strings.Contains(s, "alice>") {
+		t.Errorf("the terminal still shows the interface after Ctrl-C:\n%s", s)
+	}
+}

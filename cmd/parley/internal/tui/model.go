@@ -31,7 +31,7 @@ const (
 	// leaveWait bounds the wait for the room's goodbye after /quit.
 	leaveWait = 2 * time.Second
 	// maxEntries bounds the conversation kept for scrolling back.
-	maxEntries = 2000
+	maxEntries = 1000
 )
 
 // Timer messages.
@@ -83,10 +83,15 @@ type model struct {
 	end      error // what Run returns
 
 	entries []entry
-	vp      viewport.Model
-	input   textinput.Model
-	hist    history
-	comp    completer
+	// rows are the entries laid out at rowsWidth (0 before the first
+	// layout), rowCounts how many rows each entry took.
+	rows      []string
+	rowCounts []int
+	rowsWidth int
+	vp        viewport.Model
+	input     textinput.Model
+	hist      history
+	comp      completer
 
 	showWire    bool
 	sent        []capture.WireUnit
@@ -116,6 +121,9 @@ func newModel(cfg modelConfig, l link) *model {
 			m.room = r[1]
 		}
 		m.add(entry{at: cfg.now(), kind: kindNotice, text: text})
+	}
+	if d := cfg.peer.Detail; d != "" {
+		m.add(entry{at: cfg.now(), kind: kindLocal, text: "session: " + sanitize(d)})
 	}
 	m.add(entry{at: cfg.now(), kind: kindLocal, text: "F2 shows or hides the wire pane; PgUp/PgDn scroll; Up/Down recall; Tab completes; /quit or Ctrl-C leaves"})
 	m.add(entry{at: cfg.now(), kind: kindLocal, text: "rtt is the round trip of a /whoami that parley sends every 15 s, answer hidden"})
@@ -375,14 +383,21 @@ func (m *model) closed(msg closedMsg) tea.Cmd {
 	return tea.Quit
 }
 
-// add appends to the conversation, following it when the view was at the
-// bottom.
+// add appends to the conversation, laying out only the new entry.
 func (m *model) add(e entry) {
 	m.entries = append(m.entries, e)
-	if len(m.entries) > maxEntries {
-		m.entries = m.entries[len(m.entries)-maxEntries:]
+	if m.rowsWidth > 0 {
+		rows := m.formatEntry(e, m.rowsWidth)
+		m.rows = append(m.rows, rows...)
+		m.rowCounts = append(m.rowCounts, len(rows))
 	}
-	m.refresh()
+	if len(m.entries) > maxEntries {
+		m.entries = m.entries[1:]
+		if m.rowsWidth > 0 {
+			m.rows, m.rowCounts = m.rows[m.rowCounts[0]:], m.rowCounts[1:]
+		}
+	}
+	m.show()
 }
 
 // setPrompt sets the input line's prompt and echo for the phase.

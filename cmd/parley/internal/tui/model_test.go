@@ -264,8 +264,8 @@ func TestLoginGiven(t *testing.T) {
 	if got := link.lines(); !equalOut(got, want) {
 		t.Fatalf("sent %+v, want %+v", got, want)
 	}
-	if got := ansi.Strip(m.render()); strings.Contains(got, "s3cret") || strings.Contains(got, "WARNING") {
-		t.Errorf("the screen shows the password, or warns on tls:\n%s", got)
+	if got := ansi.Strip(m.render()); strings.Contains(got, "s3cret") || strings.Contains(got, "WARNING") || !strings.Contains(got, "session: TLS 1.3, TLS_AES_128_GCM_SHA256") {
+		t.Errorf("the screen shows the password, warns on tls, or lacks the session:\n%s", got)
 	}
 	if m.phase != phaseChat {
 		t.Errorf("got phase %v, want chat", m.phase)
@@ -404,6 +404,20 @@ func TestSendFailures(t *testing.T) {
 	for _, want := range []string{"! the room refused the message: 552 message too long", "! not sent: too many lines are waiting"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("screen lacks %q:\n%s", want, screen)
+		}
+	}
+}
+
+// TestWideNotes checks that a wide terminal shows each part's note.
+func TestWideNotes(t *testing.T) {
+	s := newScript(t, "aes-cbc-hmac")
+	m, _ := joined(t, "aes-cbc-hmac")
+	update(m, tea.WindowSizeMsg{Width: 140, Height: 40})
+	update(m, s.sent(outgoing{line: "hi", kind: outChat}))
+	screen := ansi.Strip(m.render())
+	for _, want := range []string{"64 bytes follow", "HMAC-SHA256 over seq 1, length, IV, ciphertext", "AES-256-CBC, 1 block"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the screen lacks %q:\n%s", want, screen)
 		}
 	}
 }

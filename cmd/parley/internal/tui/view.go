@@ -89,22 +89,25 @@ func (m *model) layout() {
 	m.vp.SetWidth(convW)
 	m.vp.SetHeight(convH)
 	m.setPrompt()
-	m.refresh()
+	if m.width > 0 && convW != m.rowsWidth {
+		m.rows, m.rowCounts, m.rowsWidth = nil, nil, convW
+		for _, e := range m.entries {
+			rows := m.formatEntry(e, convW)
+			m.rows = append(m.rows, rows...)
+			m.rowCounts = append(m.rowCounts, len(rows))
+		}
+	}
+	m.show()
 }
 
-// refresh lays the conversation out again, staying at the bottom when it
+// show gives the viewport the conversation, staying at the bottom when it
 // was there.
-func (m *model) refresh() {
-	if m.width == 0 {
+func (m *model) show() {
+	if m.rowsWidth == 0 {
 		return
 	}
 	follow := m.vp.AtBottom()
-	convW := m.vp.Width()
-	var lines []string
-	for _, e := range m.entries {
-		lines = append(lines, m.formatEntry(e, convW)...)
-	}
-	m.vp.SetContentLines(lines)
+	m.vp.SetContentLines(m.rows)
 	if follow {
 		m.vp.GotoBottom()
 	}

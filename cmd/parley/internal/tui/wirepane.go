@@ -37,15 +37,14 @@ func (m *model) wireRows(width, budget int) []string {
 	if left <= 0 {
 		return title[:max(budget, 0)]
 	}
-	n := bytesPerRow(width)
 	var sent, recv []string
 	for _, maxRows := range []int{4, 2, 1} {
-		sent = block("→ sent", m.sentAt, m.sent, m.sentDropped, n, maxRows)
+		sent = block("→ sent", m.sentAt, m.sent, m.sentDropped, width, maxRows)
 		var units []capture.WireUnit
 		if m.haveRecv {
 			units = []capture.WireUnit{m.recv}
 		}
-		recv = block("← received", m.recvAt, units, 0, n, maxRows)
+		recv = block("← received", m.recvAt, units, 0, width, maxRows)
 		if len(sent)+len(recv) <= left {
 			break
 		}
@@ -67,8 +66,8 @@ func cut(rows []string, n int) []string {
 }
 
 // block renders the units of one direction, each part's bytes in at most
-// maxRows rows of n bytes.
-func block(label string, at time.Time, units []capture.WireUnit, dropped, n, maxRows int) []string {
+// maxRows rows.
+func block(label string, at time.Time, units []capture.WireUnit, dropped, width, maxRows int) []string {
 	if len(units) == 0 {
 		return []string{titleStyle.Render(label) + faintStyle.Render(": nothing yet")}
 	}
@@ -91,7 +90,7 @@ func block(label string, at time.Time, units []capture.WireUnit, dropped, n, max
 			rows = append(rows, "  "+describe(u))
 		}
 		for _, p := range u.Parts {
-			rows = append(rows, partRows(u, p, n, maxRows)...)
+			rows = append(rows, partRows(u, p, width, maxRows)...)
 		}
 		rows = append(rows, "  Eve: "+sanitize(u.Reveals))
 	}
@@ -102,9 +101,10 @@ func describe(u capture.WireUnit) string {
 	return fmt.Sprintf("%s, %d bytes", sanitize(u.Kind), u.Size)
 }
 
-// partRows renders one part as hex and ASCII rows; a label ending in "…"
+// partRows renders one part as rows of hex and ASCII, with its note after
+// the first row when the width leaves room for it; a label ending in "…"
 // marks a part shown only in part.
-func partRows(u capture.WireUnit, p capture.WirePart, n, maxRows int) []string {
+func partRows(u capture.WireUnit, p capture.WirePart, width, maxRows int) []string {
 	style := lipgloss.NewStyle()
 	if c, ok := partColors[p.Name]; ok {
 		style = style.Foreground(c)
@@ -112,11 +112,13 @@ func partRows(u capture.WireUnit, p capture.WirePart, n, maxRows int) []string {
 	if p.Name == "newline" {
 		style = faintStyle
 	}
+	n := bytesPerRow(width)
 	b := u.PartBytes(p, n*maxRows)
 	label := p.Name
 	if len(b) < p.Len {
 		label += "…"
 	}
+	note := sanitize(p.Note)
 	var rows []string
 	for i := 0; i == 0 || i < len(b); i += n {
 		chunk := b[i:min(i+n, len(b))]
@@ -137,7 +139,10 @@ func partRows(u capture.WireUnit, p capture.WirePart, n, maxRows int) []string {
 			l = label
 		}
 		row := "  " + style.Render(fmt.Sprintf("%-*s", labelWidth, l)) + " " +
-			style.Render(fmt.Sprintf("%-*s", 3*n-1, hx.String())) + "  " + asc.String()
+			style.Render(fmt.Sprintf("%-*s", 3*n-1, hx.String())) + "  " + fmt.Sprintf("%-*s", n, asc.String())
+		if i == 0 && note != "" && hexColumn+3*n-1+2+n+2+ansi.StringWidth(note) <= width {
+			row += "  " + faintStyle.Render(note)
+		}
 		rows = append(rows, row)
 	}
 	return rows
