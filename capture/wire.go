@@ -425,7 +425,7 @@ func (w *WireConn) labelXORLocked(d *wireDir, u *WireUnit) {
 		plain[i] = c ^ byte(w.xorKey)
 	}
 	u.Parts[1].Note = fmt.Sprintf("the message XOR 0x%02x", w.xorKey)
-	u.Reveals = fmt.Sprintf("%s (XOR with the key 0x%02x from the key byte)", quoteCut(plain, n), w.xorKey)
+	u.Reveals = fmt.Sprintf("%s (key 0x%02x, from the key byte)", quoteCut(plain, n), w.xorKey)
 }
 
 func labelAES(d *wireDir, u *WireUnit) {

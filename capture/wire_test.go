@@ -198,7 +198,7 @@ func TestWireConnUnits(t *testing.T) {
 		reveals string
 	}{
 		"plain":        {"text newline", `the line as it is: "hello"`},
-		"xor":          {"length body", `"hello" (XOR with the key 0x2a from the key byte)`},
+		"xor":          {"length body", `"hello" (key 0x2a, from the key byte)`},
 		"aes-cbc":      {"length IV ciphertext", "a message of 0-15 bytes, and when; not its text, and no tag stops her flipping its bits"},
 		"aes-cbc-hmac": {"length IV ciphertext tag", "a message of 0-15 bytes, and when; not its text"},
 		"tls":          {"header ciphertext tag", "6 bytes of plaintext, so its length, and when; not its text"},
@@ -379,7 +379,7 @@ func TestWireVectors(t *testing.T) {
 		if got, want := u.Parts[0].Note, "25 bytes follow"; got != want {
 			t.Errorf("got length note %q, want %q", got, want)
 		}
-		if got, want := u.Reveals, `"* parley room lobby (xor)" (XOR with the key 0x2a from the key byte)`; got != want {
+		if got, want := u.Reveals, `"* parley room lobby (xor)" (key 0x2a, from the key byte)`; got != want {
 			t.Errorf("got reveals %q, want %q", got, want)
 		}
 	})

@@ -175,8 +175,8 @@ func TestJoinTUI(t *testing.T) {
 	for _, want := range []string{
 		"xor: INSECURE", "members (2)", "alice: hello bob, this is alice",
 		"wire: an eavesdropper reads everything",
-		`Eve: "hello bob, this is alice" (XOR with the key`,
-		`Eve: "bob: hi alice, bob here" (XOR with the key`,
+		`Eve: "hello bob, this is alice" (key 0x`,
+		`Eve: "bob: hi alice, bob here" (key 0x`,
 	} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("the screen lacks %q:\n%s", want, screen)
