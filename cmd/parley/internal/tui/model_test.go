@@ -101,6 +101,7 @@ func TestMembers(t *testing.T) {
 		{"* 3 in lobby: al, Dan, eve", "al Dan eve", "al"},
 		{"* (to eve): x joined (9 members)", "al Dan eve", "al"},
 		{"eve: * mallory joined (2 members)", "al Dan eve", "al"},
+		{"* 2 in lobby: not a name, Dan", "Dan", "al"},
 	}
 	for _, st := range steps {
 		ms.apply(st.line, &self)

@@ -17,6 +17,7 @@ var (
 	leftLine     = regexp.MustCompile(`^\* ([A-Za-z0-9_.-]{1,32}) left \(.*\)$`)
 	renamedLine  = regexp.MustCompile(`^\* ([A-Za-z0-9_.-]{1,32}) is now known as ([A-Za-z0-9_.-]{1,32})$`)
 	listLine     = regexp.MustCompile(`^\* \d+ in .+?: ([A-Za-z0-9_., -]*)$`)
+	validName    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
 
 // Prefixes of lines with a meaning for the client.
@@ -65,14 +66,13 @@ type members struct {
 func (ms *members) set(names []string) {
 	ms.names = ms.names[:0]
 	for _, n := range names {
-		if n = strings.TrimSpace(n); n != "" {
-			ms.add(n)
-		}
+		ms.add(n)
 	}
 }
 
+// add adds name unless it is there already or is not a valid name.
 func (ms *members) add(name string) {
-	if ms.index(name) >= 0 {
+	if !validName.MatchString(name) || ms.index(name) >= 0 {
 		return
 	}
 	ms.names = append(ms.names, name)
