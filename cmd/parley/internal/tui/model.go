@@ -8,6 +8,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/parley-edu/parley/capture"
 	"github.com/parley-edu/parley/room"
@@ -111,6 +112,10 @@ var _ tea.Model = (*model)(nil)
 func newModel(cfg modelConfig, l link) *model {
 	m := &model{cfg: cfg, link: l, password: cfg.password, showWire: true}
 	m.input = textinput.New()
+	// Bold and faint read on dark and light terminals alike.
+	st := m.input.Styles()
+	st.Focused.Prompt, st.Focused.Placeholder = lipgloss.NewStyle().Bold(true), faintStyle
+	m.input.SetStyles(st)
 	m.input.SetVirtualCursor(false)
 	m.input.Focus()
 	m.vp = viewport.New()
