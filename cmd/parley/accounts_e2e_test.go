@@ -66,9 +66,17 @@ func TestServeAuthOverPlain(t *testing.T) {
 			t.Errorf("login as %s: %q", try[0], answer)
 		}
 	}
-	srv.waitStderr("why=\"password over 1024 bytes\"")
-	if logged := srv.Stderr(); strings.Count(logged, "login failed") != 3 || strings.Contains(logged, "wrong\"") {
-		t.Errorf("serve's log of the failures:\n%s", logged)
+	// Each failure is logged after its answer, so the lines may come in
+	// any order.
+	waitFor(t, 20*time.Second, "three failed logins logged", func() bool { return strings.Count(srv.Stderr(), "login failed") == 3 })
+	logged := srv.Stderr()
+	for _, want := range []string{`name=bob why="wrong password"`, `name=nobody why="no such account"`, `name=bob why="password over 1024 bytes"`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("serve's log lacks %s:\n%s", want, logged)
+		}
+	}
+	if strings.Contains(logged, "wrong\"") || strings.Contains(logged, "pppp") {
+		t.Errorf("serve's log holds a password:\n%s", logged)
 	}
 
 	// bob logs in with the right password; deleting his account while he
