@@ -119,9 +119,6 @@ func joinAction(c *cli.Context) error {
 // passwordEnv names the environment variable that holds the password.
 const passwordEnv = "PARLEY_PASSWORD"
 
-// maxPassword bounds a password, as the room does.
-const maxPassword = 1024
-
 // passwordFromFlags returns the password from --password-file (its first
 // line) or $PARLEY_PASSWORD, or "" when neither is given.
 func passwordFromFlags(c *cli.Context) (string, error) {
@@ -148,8 +145,8 @@ func passwordFromFlags(c *cli.Context) (string, error) {
 }
 
 func checkPassword(pw string) error {
-	if len(pw) > maxPassword {
-		return fmt.Errorf("the password is %d bytes long; the room takes at most %d", len(pw), maxPassword)
+	if len(pw) > room.MaxPassword {
+		return fmt.Errorf("the password is %d bytes long; the room takes at most %d", len(pw), room.MaxPassword)
 	}
 	return nil
 }

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/parley-edu/parley/room"
 )
 
-// MaxPassword is the longest password in bytes. Longer ones are refused
-// before they are hashed, so that nobody can make the server hash
-// megabytes.
-const MaxPassword = 1024
+// MaxPassword is the longest password in bytes, the room's limit. Longer
+// ones are refused before they are hashed, so that nobody can make the
+// server hash megabytes.
+const MaxPassword = room.MaxPassword
 
 // Account errors, wrapped with the name or the reason.
 var (
