@@ -3,11 +3,9 @@ package capture
 import (
 	"bytes"
 	"strings"
-)
 
-// loginPrompt is what a room with logins (parley serve --auth) sends after
-// the name; the client's next line is the password.
-const loginPrompt = "* password for "
+	"github.com/parley-edu/parley/room"
+)
 
 // watchLogin looks for the room's login exchange in a message whose
 // plaintext was recovered: the server's password prompt, then the client's
@@ -19,7 +17,7 @@ func (rd *reader) watchLogin(e Event) (Event, bool) {
 	lines := roomLines(e.Direction, []byte(e.Plaintext))
 	if e.Direction == DirServer {
 		for _, l := range lines {
-			if name, ok := strings.CutPrefix(l, loginPrompt); ok && strings.HasSuffix(name, ":") {
+			if name, ok := strings.CutPrefix(l, room.PasswordPrompt); ok && strings.HasSuffix(name, ":") {
 				if rd.logins == nil {
 					rd.logins = map[int]string{}
 				}

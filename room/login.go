@@ -24,6 +24,10 @@ type Accounts interface {
 	UserExists(ctx context.Context, name string) (bool, error)
 }
 
+// PasswordPrompt begins the line a room with Accounts sends after the
+// name: "* password for NAME:". The client's next line is the password.
+const PasswordPrompt = "* password for "
+
 // Login limits: a name or an address that fails too often is locked out for
 // a time that doubles with every further failure. An address is allowed
 // more failures than a name, because a classroom often shares one address.
@@ -34,7 +38,6 @@ const (
 	DefaultLockout       = 30 * time.Second
 	DefaultMaxLockout    = 15 * time.Minute
 	DefaultAccountCheck  = 2 * time.Second
-	loginPrompt          = "password for %s:"
 	loginFailedLine      = "login failed: wrong name or password, or too many attempts; wait and try again"
 	loginUnavailableLine = "login unavailable: the server cannot check passwords right now; try again later"
 	maxLimiterEntries    = 100_000
@@ -72,7 +75,7 @@ func (m *member) login(name string) error {
 	r := m.room
 	// A person types the password: it gets a fresh deadline of its own.
 	m.conn.SetReadDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
-	if err := m.conn.WriteLines(noticeLine(fmt.Sprintf(loginPrompt, name))); err != nil {
+	if err := m.conn.WriteLines([]byte(PasswordPrompt + name + ":\n")); err != nil {
 		return err
 	}
 	password, err := m.conn.ReadMessage()

@@ -229,7 +229,7 @@ func (s *joinSession) sendName(name string) (refused string, err error) {
 			return "", loginRefused(text)
 		case strings.HasPrefix(text, "! "):
 			return strings.TrimPrefix(text, "! "), nil
-		case strings.HasPrefix(text, "* password for "):
+		case strings.HasPrefix(text, room.PasswordPrompt):
 			if err := s.sendPassword(name); err != nil {
 				return "", err
 			}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-edu/parley/room"
 	"github.com/parley-edu/parley/schemes"
 )
 
@@ -103,7 +104,7 @@ func (cl *Client) join(timeout time.Duration) error {
 				return fmt.Errorf("scenario: joining as %s: %w", cl.Name, err)
 			}
 			sent = true
-		case strings.HasPrefix(text, "* password for ") && sent:
+		case strings.HasPrefix(text, room.PasswordPrompt) && sent:
 			cl.Conn.SetWriteDeadline(time.Now().Add(timeout))
 			err := cl.Conn.WriteLines([]byte(cl.password + "\n"))
 			cl.Conn.SetWriteDeadline(time.Time{})

@@ -349,7 +349,7 @@ func (m *model) joining(text string) tea.Cmd {
 		return m.probe()
 	}
 	switch {
-	case strings.HasPrefix(text, passwordPrefix):
+	case strings.HasPrefix(text, room.PasswordPrompt):
 		m.phase = phasePassword
 		m.waiting = false
 		if m.password != "" {

@@ -22,9 +22,8 @@ var (
 
 // Prefixes of lines with a meaning for the client.
 const (
-	passwordPrefix = "* password for "
-	loginFailed    = "! login failed"
-	byePrefix      = "* bye, "
+	loginFailed = "! login failed"
+	byePrefix   = "* bye, "
 )
 
 // lineKind is how a line from the room is shown.
