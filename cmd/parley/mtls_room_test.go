@@ -10,15 +10,7 @@ import (
 // the name line, decides who a member is; /nick is refused and /whoami
 // shows the verified identity.
 func TestMTLSNamesAreBoundToCertificates(t *testing.T) {
-	for _, args := range [][]string{
-		{"certs", "init"},
-		{"certs", "issue", "server", "--host", "127.0.0.1,localhost"},
-		{"certs", "issue", "client", "alice"},
-	} {
-		if res := runParley(t, "", args...); res.code != 0 {
-			t.Fatalf("parley %v: exit %d\n%s", args, res.code, res.stderr)
-		}
-	}
+	issueAliceCerts(t)
 	_, addr := startServe(t, "--scheme", "mtls")
 	dir := filepath.Join(testHome(t), "certs")
 	res := runParley(t, "/nick teacher\n/whoami\n", "join", "--scheme", "mtls", "--server", addr, "--name", "teacher",
@@ -42,15 +34,7 @@ func TestMTLSNamesAreBoundToCertificates(t *testing.T) {
 // certificate names the member and the password is a second factor; the
 // right certificate with a wrong password does not get in.
 func TestMTLSWithLoginIsTwoFactors(t *testing.T) {
-	for _, args := range [][]string{
-		{"certs", "init"},
-		{"certs", "issue", "server", "--host", "127.0.0.1,localhost"},
-		{"certs", "issue", "client", "alice"},
-	} {
-		if res := runParley(t, "", args...); res.code != 0 {
-			t.Fatalf("parley %v: exit %d\n%s", args, res.code, res.stderr)
-		}
-	}
+	issueAliceCerts(t)
 	addUser(t, testHome(t), "alice", "second factor")
 	srv, addr := startServe(t, "--scheme", "mtls", "--auth")
 	if strings.Contains(srv.Stderr(), "passwords cross the wire") {
@@ -68,5 +52,20 @@ func TestMTLSWithLoginIsTwoFactors(t *testing.T) {
 	res = join("guess")
 	if res.code != 1 || !strings.Contains(res.stderr, "login failed") || strings.Contains(res.stdout, "* welcome") {
 		t.Errorf("right certificate, wrong password: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// issueAliceCerts makes the lab CA, a server certificate for loopback and
+// alice's client certificate in the test's home.
+func issueAliceCerts(t *testing.T) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"certs", "init"},
+		{"certs", "issue", "server", "--host", "127.0.0.1,localhost"},
+		{"certs", "issue", "client", "alice"},
+	} {
+		if res := runParley(t, "", args...); res.code != 0 {
+			t.Fatalf("parley %v: exit %d\n%s", args, res.code, res.stderr)
+		}
 	}
 }
